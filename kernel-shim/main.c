@@ -1,0 +1,457 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * vhcad: the host daemon, playing the PF, its VFs and the silicon behind
+ * them.
+ *
+ *   vhcad [--run-dir DIR] [--num-vfs N] [--total-vfs N] [--foreground]
+ *   vhcad [--run-dir DIR] --stop
+ *
+ * Start-up: own the run dir (rundir.c), create the PF and N VFs (pf.c),
+ * mount and serve the sysfs view (sysfs.c), then publish DIR/ready.
+ * Without --foreground the daemon detaches, and the command returns only
+ * once it is ready (0) or has failed (1), so scripts need not poll.
+ *
+ * SIGTERM, SIGINT and SIGHUP shut down cleanly: unmount, destroy the VFs
+ * and the PF, remove the nodes and the run dir's files, exit 0.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pf.h"
+#include "rundir.h"
+#include "sysfs.h"
+
+#define log_msg(fmt, ...) fprintf(stderr, "vhcad: " fmt "\n", ##__VA_ARGS__)
+
+/* Internal wake-up of the main thread: serving ended, or failed to start. */
+#define WAKE_SIGNAL SIGUSR1
+
+enum { EXIT_USAGE = 2, PARSE_OK = -1 };
+
+struct options {
+	char *run_dir;
+	unsigned int num_vfs;
+	unsigned int total_vfs;
+	bool num_vfs_given;
+	bool total_vfs_given;
+	bool foreground;
+	bool stop;
+};
+
+struct daemon {
+	struct vhca_rundir *rd;
+	struct vhca_sysfs *fs;
+	bool pf_created;
+	bool detached;
+	pthread_t main_thread;
+	atomic_int status_fd;	/* to the waiting parent; -1 once told */
+	atomic_bool failed;	/* a serving thread could not finish start-up */
+};
+
+/* The device model; one per daemon. */
+static struct vhca_pf pf;
+
+/* ---- command line ------------------------------------------------------------ */
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: vhcad [--run-dir DIR] [--num-vfs N] [--total-vfs N] [--foreground]\n"
+		"       vhcad [--run-dir DIR] --stop\n"
+		"\n"
+		"  --run-dir DIR   run directory: pid file, node list, sysfs view in DIR/sys\n"
+		"                  (default " VHCA_DEFAULT_RUN_DIR ")\n"
+		"  --num-vfs N     VFs to create at start, 0..total (default 0)\n"
+		"  --total-vfs N   sriov_totalvfs, 0..%d (default %d)\n"
+		"  --foreground    do not detach; log to stderr\n"
+		"  --stop          stop the daemon that owns DIR and wait until it has exited\n"
+		"  --help          this text\n",
+		VHCA_MAX_VFS, VHCA_MAX_VFS);
+}
+
+/* Strict decimal in 0..max: no sign, no blanks, no suffix. */
+static bool parse_count(const char *text, unsigned int max, unsigned int *out)
+{
+	unsigned long value = 0;
+
+	if (!*text)
+		return false;
+	for (const char *p = text; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return false;
+		value = value * 10 + (unsigned long)(*p - '0');
+		if (value > max)
+			return false;
+	}
+	*out = (unsigned int)value;
+	return true;
+}
+
+/* The daemon chdir()s to / when it detaches: keep the run dir meaningful. */
+static char *absolute_path(const char *path)
+{
+	char cwd[PATH_MAX];
+	char *abs;
+
+	if (path[0] == '/')
+		return strdup(path);
+	if (!getcwd(cwd, sizeof(cwd)))
+		return NULL;
+	if (asprintf(&abs, "%s/%s", cwd, path) < 0)
+		return NULL;
+	return abs;
+}
+
+static int option_error(const char *fmt, const char *what)
+{
+	fprintf(stderr, "vhcad: ");
+	fprintf(stderr, fmt, what);
+	fprintf(stderr, "\n");
+	usage(stderr);
+	return EXIT_USAGE;
+}
+
+static int check_options(struct options *opt)
+{
+	if (opt->stop && (opt->num_vfs_given || opt->total_vfs_given ||
+			  opt->foreground))
+		return option_error("%s takes no option but --run-dir",
+				    "--stop");
+	if (opt->num_vfs > opt->total_vfs) {
+		fprintf(stderr, "vhcad: --num-vfs %u exceeds the %u total VFs\n",
+			opt->num_vfs, opt->total_vfs);
+		return EXIT_USAGE;
+	}
+	return PARSE_OK;
+}
+
+/* PARSE_OK to go on, or the exit status to leave with. */
+static int parse_args(int argc, char **argv, struct options *opt)
+{
+	enum { OPT_RUN_DIR = 256, OPT_NUM_VFS, OPT_TOTAL_VFS, OPT_FOREGROUND,
+	       OPT_STOP };
+	static const struct option long_options[] = {
+		{ "run-dir", required_argument, NULL, OPT_RUN_DIR },
+		{ "num-vfs", required_argument, NULL, OPT_NUM_VFS },
+		{ "total-vfs", required_argument, NULL, OPT_TOTAL_VFS },
+		{ "foreground", no_argument, NULL, OPT_FOREGROUND },
+		{ "stop", no_argument, NULL, OPT_STOP },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *run_dir = VHCA_DEFAULT_RUN_DIR;
+	int c;
+
+	*opt = (struct options){ .total_vfs = VHCA_MAX_VFS };
+	opterr = 0;	/* our messages, not getopt's */
+	while ((c = getopt_long(argc, argv, "+:h", long_options, NULL)) != -1) {
+		switch (c) {
+		case OPT_RUN_DIR:
+			if (!*optarg)
+				return option_error("%s needs a directory",
+						    "--run-dir");
+			run_dir = optarg;
+			break;
+		case OPT_NUM_VFS:
+			if (!parse_count(optarg, VHCA_MAX_VFS, &opt->num_vfs))
+				return option_error("bad --num-vfs '%s'",
+						    optarg);
+			opt->num_vfs_given = true;
+			break;
+		case OPT_TOTAL_VFS:
+			if (!parse_count(optarg, VHCA_MAX_VFS, &opt->total_vfs))
+				return option_error("bad --total-vfs '%s'",
+						    optarg);
+			opt->total_vfs_given = true;
+			break;
+		case OPT_FOREGROUND:
+			opt->foreground = true;
+			break;
+		case OPT_STOP:
+			opt->stop = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_SUCCESS;
+		case ':':
+			return option_error("%s needs an argument",
+					    argv[optind - 1]);
+		default:
+			return option_error("unknown option '%s'",
+					    argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return option_error("unexpected argument '%s'", argv[optind]);
+
+	opt->run_dir = absolute_path(run_dir);
+	if (!opt->run_dir) {
+		log_msg("run dir %s: %s", run_dir, strerror(errno));
+		return EXIT_FAILURE;
+	}
+	return check_options(opt);
+}
+
+/* ---- detaching -------------------------------------------------------------------- */
+
+/* In the parent: the daemon's verdict on its start-up is our exit status. */
+static int wait_for_daemon(int fd)
+{
+	unsigned char status;
+	ssize_t n;
+
+	do
+		n = read(fd, &status, 1);
+	while (n < 0 && errno == EINTR);
+	if (n == 1)
+		return status;
+	log_msg("the daemon exited during start-up");
+	return EXIT_FAILURE;
+}
+
+static void redirect(int target_fd, const char *path, int flags)
+{
+	int fd = open(path, flags | O_CLOEXEC, 0644);
+
+	if (fd < 0) {
+		fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			return;
+	}
+	if (fd != target_fd) {
+		dup2(fd, target_fd);
+		close(fd);
+	}
+}
+
+/*
+ * Forks before anything else exists (no threads, no lock: fcntl locks are
+ * per process).  The parent waits for the start-up verdict; the child keeps
+ * stderr for start-up errors and moves it to DIR/vhcad.log once ready, so
+ * that whoever started it sees its errors but never waits on its logs.
+ */
+static int detach(struct daemon *d)
+{
+	int pipefd[2];
+	pid_t pid;
+
+	if (pipe2(pipefd, O_CLOEXEC)) {
+		log_msg("pipe: %s", strerror(errno));
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		log_msg("fork: %s", strerror(errno));
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return -1;
+	}
+	if (pid > 0) {
+		close(pipefd[1]);
+		_exit(wait_for_daemon(pipefd[0]));
+	}
+	close(pipefd[0]);
+	atomic_store(&d->status_fd, pipefd[1]);
+	d->detached = true;
+	setsid();
+	if (chdir("/"))
+		log_msg("chdir /: %s", strerror(errno));
+	redirect(STDIN_FILENO, "/dev/null", O_RDONLY);
+	redirect(STDOUT_FILENO, "/dev/null", O_WRONLY);
+	return 0;
+}
+
+static void report_startup(struct daemon *d, unsigned char status)
+{
+	int fd = atomic_exchange(&d->status_fd, -1);
+
+	if (fd < 0)
+		return;
+	if (write(fd, &status, 1) != 1) {
+		/* The parent is gone; nobody is waiting for the verdict. */
+	}
+	close(fd);
+}
+
+/* ---- events from the serving threads ------------------------------------------------- */
+
+static void on_ready(void *arg)
+{
+	struct daemon *d = arg;
+	unsigned int num_vfs;
+	char log_path[PATH_MAX];
+
+	if (vhca_rundir_mark_ready(d->rd)) {
+		atomic_store(&d->failed, true);
+		pthread_kill(d->main_thread, WAKE_SIGNAL);
+		return;
+	}
+	if (d->detached) {
+		snprintf(log_path, sizeof(log_path), "%s/" VHCA_LOG_FILE_NAME,
+			 vhca_rundir_path(d->rd));
+		redirect(STDERR_FILENO, log_path,
+			 O_WRONLY | O_CREAT | O_APPEND);
+	}
+	pthread_rwlock_rdlock(&pf.lock);
+	num_vfs = pf.num_vfs;
+	pthread_rwlock_unlock(&pf.lock);
+	log_msg("ready (pid %d): %s and %u VF(s), sysfs view at %s",
+		(int)getpid(), pf.dev.name, num_vfs,
+		vhca_rundir_sys_path(d->rd));
+	report_startup(d, EXIT_SUCCESS);
+}
+
+static void on_stopped(void *arg)
+{
+	struct daemon *d = arg;
+
+	pthread_kill(d->main_thread, WAKE_SIGNAL);
+}
+
+/* ---- start-up and shutdown --------------------------------------------------------- */
+
+static int start_up(struct daemon *d, const struct options *opt)
+{
+	struct vhca_sysfs_events events = {
+		.ready = on_ready, .stopped = on_stopped, .arg = d,
+	};
+	struct vhca_pf_hooks hooks = {
+		.claim_uverbs = vhca_rundir_claim_uverbs,
+		.release_uverbs = vhca_rundir_release_uverbs,
+	};
+	int ret;
+
+	log_msg("starting (pid %d) on %s", (int)getpid(), opt->run_dir);
+	ret = vhca_rundir_open(opt->run_dir, &d->rd);
+	if (ret)
+		return ret;
+
+	hooks.arg = d->rd;
+	ret = vhca_pf_init(&pf, vhca_default_guid_base(), &hooks);
+	if (ret) {
+		log_msg("cannot create the PF: %s", strerror(-ret));
+		return ret;
+	}
+	d->pf_created = true;
+	pthread_rwlock_wrlock(&pf.lock);
+	pf.total_vfs = opt->total_vfs;
+	pthread_rwlock_unlock(&pf.lock);
+
+	ret = vhca_pf_set_num_vfs(&pf, opt->num_vfs);
+	if (ret) {
+		log_msg("cannot create %u VFs: %s", opt->num_vfs,
+			strerror(-ret));
+		return ret;
+	}
+	ret = vhca_sysfs_mount(&d->fs, &pf, vhca_rundir_sys_path(d->rd),
+			       &events);
+	if (ret)
+		return ret;
+	return vhca_sysfs_start(d->fs);
+}
+
+/* Undoes whatever start_up() got done, in reverse. */
+static void shut_down(struct daemon *d)
+{
+	/* Withdraw "ready" first: nobody should start using us now. */
+	if (d->rd)
+		vhca_rundir_clear_ready(d->rd);
+	if (d->fs)
+		vhca_sysfs_unmount(d->fs);
+	if (d->pf_created)
+		vhca_pf_fini(&pf);
+	if (d->rd)
+		vhca_rundir_close(d->rd);
+}
+
+/*
+ * Blocked in every thread (threads inherit the mask), taken synchronously
+ * by the main thread only.
+ */
+static void block_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, WAKE_SIGNAL);
+	pthread_sigmask(SIG_BLOCK, set, NULL);
+}
+
+static int wait_for_signal(const sigset_t *set)
+{
+	for (;;) {
+		int sig = sigwaitinfo(set, NULL);
+
+		if (sig > 0 || errno != EINTR)
+			return sig;
+	}
+}
+
+/* Serves until told to stop; returns the exit status. */
+static int serve_until_stopped(struct daemon *d, const sigset_t *set)
+{
+	int sig = wait_for_signal(set);
+
+	if (sig == WAKE_SIGNAL) {
+		if (atomic_load(&d->failed))
+			return EXIT_FAILURE;
+		log_msg("the sysfs view was unmounted from outside; shutting down");
+		return EXIT_FAILURE;
+	}
+	if (sig < 0) {
+		log_msg("waiting for signals: %s", strerror(errno));
+		return EXIT_FAILURE;
+	}
+	log_msg("SIG%s: shutting down", sigabbrev_np(sig));
+	return EXIT_SUCCESS;
+}
+
+static int run_daemon(const struct options *opt)
+{
+	struct daemon d = { .rd = NULL };
+	int status = EXIT_FAILURE;
+	sigset_t set;
+
+	atomic_init(&d.status_fd, -1);
+	atomic_init(&d.failed, false);
+	/* A guest may close an event fd any time: EPIPE, not death. */
+	signal(SIGPIPE, SIG_IGN);
+	if (!opt->foreground && detach(&d))
+		return EXIT_FAILURE;
+	d.main_thread = pthread_self();
+	block_signals(&set);
+
+	if (!start_up(&d, opt))
+		status = serve_until_stopped(&d, &set);
+	shut_down(&d);
+	report_startup(&d, EXIT_FAILURE);	/* if never ready */
+	if (!status)
+		log_msg("stopped");
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	struct options opt;
+	int ret;
+
+	ret = parse_args(argc, argv, &opt);
+	if (ret == PARSE_OK && opt.stop)
+		ret = vhca_rundir_stop_daemon(opt.run_dir) ? EXIT_FAILURE :
+							      EXIT_SUCCESS;
+	else if (ret == PARSE_OK)
+		ret = run_daemon(&opt);
+	free(opt.run_dir);
+	return ret;
+}

@@ -1,0 +1,283 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * The physical function and its virtual functions: creation and
+ * destruction of VFs with the kernel's sriov_numvfs rules, and the default
+ * identity of every HCA (GUIDs, LIDs, P_Keys, port state).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <infiniband/verbs.h>
+
+#include "pf.h"
+
+/*
+ * Default GUID layout: guid_base carries a locally administered 40-bit
+ * host part; the low 16 bits number the function (0 = PF, 1 + k = VF k)
+ * and bit 15 of those separates port GUIDs from node GUIDs, so every
+ * default GUID of a host is distinct and stable across restarts.
+ */
+#define GUID_FUNCTION_MASK 0xffffULL
+#define GUID_PORT_BIT 0x8000ULL
+
+/* The PF is LID 1 and the SM; VF k is LID 2 + k. */
+#define PF_LID 1
+
+static uint64_t fnv1a64(const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	uint64_t hash = 0xcbf29ce484222325ULL;
+
+	while (len--) {
+		hash ^= *p++;
+		hash *= 0x100000001b3ULL;
+	}
+	return hash;
+}
+
+uint64_t vhca_default_guid_base(void)
+{
+	char id[128] = "";
+	uint64_t hash;
+	ssize_t len = 0;
+	int fd;
+
+	fd = open("/etc/machine-id", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		len = read(fd, id, sizeof(id) - 1);
+		close(fd);
+	}
+	if (len <= 0)
+		len = gethostname(id, sizeof(id) - 1) ? 0 : (ssize_t)strlen(id);
+
+	hash = fnv1a64(id, len > 0 ? (size_t)len : 0);
+	/* 0x02 in the top byte: locally administered, like a virtual MAC. */
+	return (0x02ULL << 56) | ((hash << 16) & 0x00ffffffffff0000ULL);
+}
+
+void vhca_format_guid(uint64_t guid, char *buf, size_t len)
+{
+	snprintf(buf, len, "%04x:%04x:%04x:%04x",
+		 (unsigned int)(guid >> 48) & 0xffff,
+		 (unsigned int)(guid >> 32) & 0xffff,
+		 (unsigned int)(guid >> 16) & 0xffff,
+		 (unsigned int)guid & 0xffff);
+}
+
+static void init_port(struct vhca_port *port, uint16_t lid)
+{
+	memset(port, 0, sizeof(*port));
+	port->state = IBV_PORT_ACTIVE;
+	port->phys_state = 5;		/* LinkUp */
+	port->active_mtu = IBV_MTU_4096;
+	port->active_width = 2;		/* 4X */
+	port->active_speed = 32;	/* EDR */
+	port->lid = lid;
+	port->sm_lid = PF_LID;
+	port->cap_flags = IBV_PORT_SYS_IMAGE_GUID_SUP |
+			  IBV_PORT_PKEY_SW_EXT_PORT_TRAP_SUP;
+	/* The PF hosts the subnet manager, as on a single-switch fabric. */
+	if (lid == PF_LID)
+		port->cap_flags |= IBV_PORT_SM;
+	port->pkeys[0] = VHCA_DEFAULT_PKEY;
+}
+
+static void init_identity(struct vhca_dev *dev, struct vhca_pf *pf,
+			  unsigned int function)
+{
+	dev->pf = pf;
+	dev->node_guid = pf->guid_base | function;
+	dev->port_guid = pf->guid_base | GUID_PORT_BIT | function;
+	dev->sys_image_guid = pf->guid_base;
+	atomic_init(&dev->open_files, 0);
+	/* Key index 0 is never handed out: lkey 0 reads as "no key". */
+	atomic_init(&dev->next_key, 1);
+	atomic_init(&dev->stats.contexts, 0);
+	atomic_init(&dev->stats.pds, 0);
+	atomic_init(&dev->stats.mrs, 0);
+	atomic_init(&dev->stats.comp_channels, 0);
+}
+
+static char *host_name(char *buf, size_t len)
+{
+	if (gethostname(buf, len - 1))
+		snprintf(buf, len, "localhost");
+	buf[len - 1] = 0;
+	return buf;
+}
+
+int vhca_pf_init(struct vhca_pf *pf, uint64_t guid_base,
+		 const struct vhca_pf_hooks *hooks)
+{
+	char host[32];
+	int index, ret;
+
+	memset(pf, 0, sizeof(*pf));
+	ret = pthread_rwlock_init(&pf->lock, NULL);
+	if (ret)
+		return -ret;
+	pf->guid_base = guid_base & ~GUID_FUNCTION_MASK;
+	pf->total_vfs = VHCA_MAX_VFS;
+	pf->hooks = *hooks;
+
+	init_identity(&pf->dev, pf, 0);
+	snprintf(pf->dev.name, sizeof(pf->dev.name), VHCA_PF_NAME);
+	snprintf(pf->dev.node_desc, sizeof(pf->dev.node_desc), "%s vhca0",
+		 host_name(host, sizeof(host)));
+	init_port(&pf->dev.port, PF_LID);
+
+	index = pf->hooks.claim_uverbs(pf->hooks.arg);
+	if (index < 0) {
+		pthread_rwlock_destroy(&pf->lock);
+		return index;
+	}
+	pf->dev.uverbs_index = index;
+	return 0;
+}
+
+static struct vhca_dev *create_vf(struct vhca_pf *pf, unsigned int vf_index)
+{
+	struct vhca_dev *vf;
+	char host[32];
+	int index;
+
+	vf = calloc(1, sizeof(*vf));
+	if (!vf)
+		return NULL;
+
+	init_identity(vf, pf, 1 + vf_index);
+	vf->is_vf = true;
+	vf->vf_index = vf_index;
+	vf->policy = VHCA_POLICY_FOLLOW;
+	snprintf(vf->name, sizeof(vf->name), VHCA_PF_NAME "_vf%u", vf_index);
+	snprintf(vf->node_desc, sizeof(vf->node_desc), "%s %s",
+		 host_name(host, sizeof(host)), vf->name);
+	init_port(&vf->port, PF_LID + 1 + vf_index);
+
+	index = pf->hooks.claim_uverbs(pf->hooks.arg);
+	if (index < 0) {
+		free(vf);
+		errno = -index;
+		return NULL;
+	}
+	vf->uverbs_index = index;
+	return vf;
+}
+
+static void destroy_vf(struct vhca_pf *pf, struct vhca_dev *vf)
+{
+	pf->hooks.release_uverbs(pf->hooks.arg, vf->uverbs_index);
+	free(vf);
+}
+
+/* Caller holds pf->lock exclusive. */
+static void destroy_vfs(struct vhca_pf *pf)
+{
+	while (pf->num_vfs) {
+		pf->num_vfs--;
+		destroy_vf(pf, pf->vfs[pf->num_vfs]);
+		pf->vfs[pf->num_vfs] = NULL;
+	}
+}
+
+static bool vfs_in_use(struct vhca_pf *pf)
+{
+	for (unsigned int i = 0; i < pf->num_vfs; i++)
+		if (atomic_load(&pf->vfs[i]->open_files))
+			return true;
+	return false;
+}
+
+static int create_vfs(struct vhca_pf *pf, unsigned int num_vfs)
+{
+	for (unsigned int i = 0; i < num_vfs; i++) {
+		struct vhca_dev *vf = create_vf(pf, i);
+
+		if (!vf) {
+			int err = errno;
+
+			destroy_vfs(pf);
+			return -err;
+		}
+		pf->vfs[i] = vf;
+		pf->num_vfs = i + 1;
+	}
+	return 0;
+}
+
+int vhca_pf_set_num_vfs(struct vhca_pf *pf, unsigned int num_vfs)
+{
+	int ret = 0;
+
+	if (num_vfs > pf->total_vfs)
+		return -EINVAL;
+
+	pthread_rwlock_wrlock(&pf->lock);
+	if (num_vfs == pf->num_vfs)
+		goto out;
+	/* The kernel only goes 0 -> N or N -> 0 (sriov_numvfs_store). */
+	if (num_vfs && pf->num_vfs) {
+		ret = -EBUSY;
+		goto out;
+	}
+	if (!num_vfs) {
+		/*
+		 * A VF with open contexts is "assigned to a guest"; tearing
+		 * it out from under the guest is refused rather than
+		 * disassociated (docs/decisions.md).
+		 */
+		if (vfs_in_use(pf)) {
+			ret = -EBUSY;
+			goto out;
+		}
+		destroy_vfs(pf);
+		goto out;
+	}
+	ret = create_vfs(pf, num_vfs);
+out:
+	pthread_rwlock_unlock(&pf->lock);
+	return ret;
+}
+
+void vhca_pf_fini(struct vhca_pf *pf)
+{
+	pthread_rwlock_wrlock(&pf->lock);
+	destroy_vfs(pf);
+	pf->hooks.release_uverbs(pf->hooks.arg, pf->dev.uverbs_index);
+	pthread_rwlock_unlock(&pf->lock);
+	pthread_rwlock_destroy(&pf->lock);
+}
+
+struct vhca_dev *vhca_pf_find_by_name(struct vhca_pf *pf, const char *name)
+{
+	if (!strcmp(pf->dev.name, name))
+		return &pf->dev;
+	for (unsigned int i = 0; i < pf->num_vfs; i++)
+		if (!strcmp(pf->vfs[i]->name, name))
+			return pf->vfs[i];
+	return NULL;
+}
+
+struct vhca_dev *vhca_pf_find_by_uverbs(struct vhca_pf *pf, int index)
+{
+	if (pf->dev.uverbs_index == index)
+		return &pf->dev;
+	for (unsigned int i = 0; i < pf->num_vfs; i++)
+		if (pf->vfs[i]->uverbs_index == index)
+			return pf->vfs[i];
+	return NULL;
+}
+
+int vhca_pf_for_each_dev(struct vhca_pf *pf,
+			 int (*fn)(struct vhca_dev *dev, void *arg), void *arg)
+{
+	int ret = fn(&pf->dev, arg);
+
+	for (unsigned int i = 0; !ret && i < pf->num_vfs; i++)
+		ret = fn(pf->vfs[i], arg);
+	return ret;
+}

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * The device model: one physical function and its virtual functions, what
+ * a PF driver and the silicon would hold.  Every HCA (PF or VF) is a
+ * struct vhca_dev; the sysfs view renders it, the command path executes
+ * against it.
+ *
+ * Locking: pf->lock (rwlock) protects the VF array and every attribute
+ * below it.  Readers (sysfs reads, command execution that needs attributes)
+ * take it shared; changes (sriov_numvfs, provisioning) take it exclusive.
+ * A device's lifetime is pinned by dev->open_files: a VF with open command
+ * files cannot be destroyed (sriov_numvfs answers EBUSY).
+ */
+#ifndef VHCA_PF_H
+#define VHCA_PF_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define VHCA_MAX_VFS 127		/* sriov_totalvfs default */
+#define VHCA_PKEY_TABLE_LEN 128
+#define VHCA_GID_TABLE_LEN 16
+#define VHCA_DEFAULT_PKEY 0xffff
+#define VHCA_NAME_MAX 32
+#define VHCA_PF_NAME "vhca0"
+#define VHCA_FW_VER "1.0.0"
+#define VHCA_VENDOR_ID 0x02c9	/* shown as vendor id, like an IB HCA */
+#define VHCA_VENDOR_PART_ID 0x1ca1
+#define VHCA_HW_VER 1
+#define VHCA_BOARD_ID "VHCA-0001"
+
+enum vhca_vf_policy {
+	VHCA_POLICY_DOWN,
+	VHCA_POLICY_UP,
+	VHCA_POLICY_FOLLOW,
+};
+
+/* Port attributes, kept in IB encodings (enum ibv_port_state etc.). */
+struct vhca_port {
+	uint8_t state;		/* IBV_PORT_ACTIVE */
+	uint8_t phys_state;	/* 5 = LinkUp */
+	uint8_t active_mtu;	/* IBV_MTU_4096 */
+	uint8_t active_width;	/* 2 = 4X */
+	uint8_t active_speed;	/* 32 = EDR (25 Gb/s per lane) */
+	uint8_t lmc;
+	uint8_t sm_sl;
+	uint16_t lid;
+	uint16_t sm_lid;
+	uint32_t cap_flags;
+	uint16_t pkeys[VHCA_PKEY_TABLE_LEN];	/* 0 = empty entry */
+};
+
+/* Resource counts of a device, for the status view and leak tests. */
+struct vhca_dev_stats {
+	atomic_uint contexts;
+	atomic_uint pds;
+	atomic_uint mrs;
+	atomic_uint comp_channels;
+};
+
+struct vhca_pf;
+
+struct vhca_dev {
+	struct vhca_pf *pf;
+	char name[VHCA_NAME_MAX];	/* vhca0, vhca0_vf3 */
+	bool is_vf;
+	unsigned int vf_index;		/* valid when is_vf */
+	int uverbs_index;		/* N of /dev/infiniband/uverbsN */
+	uint64_t node_guid;		/* host byte order */
+	uint64_t port_guid;
+	uint64_t sys_image_guid;
+	char node_desc[64];
+	enum vhca_vf_policy policy;	/* VFs only */
+	struct vhca_port port;		/* one port, number 1 */
+	atomic_uint open_files;		/* command files open on this device */
+	atomic_uint next_key;		/* lkey/rkey generator, see mr.c */
+	struct vhca_dev_stats stats;
+};
+
+/* Hooks the device model calls when a device appears or goes away. */
+struct vhca_pf_hooks {
+	/* claim /dev/infiniband/uverbsN; returns N or -errno */
+	int (*claim_uverbs)(void *arg);
+	void (*release_uverbs)(void *arg, int index);
+	void *arg;
+};
+
+struct vhca_pf {
+	pthread_rwlock_t lock;
+	struct vhca_dev dev;		/* the PF itself, vhca0 */
+	struct vhca_dev *vfs[VHCA_MAX_VFS];
+	unsigned int num_vfs;
+	unsigned int total_vfs;
+	uint64_t guid_base;		/* per-host base of all default GUIDs */
+	struct vhca_pf_hooks hooks;
+};
+
+int vhca_pf_init(struct vhca_pf *pf, uint64_t guid_base,
+		 const struct vhca_pf_hooks *hooks);
+void vhca_pf_fini(struct vhca_pf *pf);
+
+/*
+ * sriov_numvfs semantics of the kernel: 0 -> N or N -> 0 only (N == current
+ * is a no-op), N <= total_vfs.  Returns 0 or -EINVAL/-EBUSY/-errno; on error
+ * nothing changed.  Takes pf->lock exclusive itself.
+ */
+int vhca_pf_set_num_vfs(struct vhca_pf *pf, unsigned int num_vfs);
+
+/* Lookups; caller holds pf->lock (shared or exclusive). */
+struct vhca_dev *vhca_pf_find_by_name(struct vhca_pf *pf, const char *name);
+struct vhca_dev *vhca_pf_find_by_uverbs(struct vhca_pf *pf, int index);
+/* Calls fn for the PF then each VF in order; stops at nonzero return. */
+int vhca_pf_for_each_dev(struct vhca_pf *pf,
+			 int (*fn)(struct vhca_dev *dev, void *arg), void *arg);
+
+/* Derive a per-host GUID base from /etc/machine-id (stable across runs). */
+uint64_t vhca_default_guid_base(void);
+
+/* Formats "xxxx:xxxx:xxxx:xxxx" (sysfs node_guid style); buf >= 20 bytes. */
+void vhca_format_guid(uint64_t guid, char *buf, size_t len);
+
+#endif /* VHCA_PF_H */
