@@ -1,0 +1,492 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * Completion-channel pool and event fds of a user context (channel.h).
+ *
+ * Locking: ch->lock protects the pool, the active list and the service
+ * pipe state; CREATE_COMP_CHANNEL sleeps on ch->refilled with it.  Event
+ * posting takes no lock: the async fd is fixed between setup and reset,
+ * and a completion channel's fd lives as long as its references.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rdma/ib_user_verbs.h>
+
+#include "channel.h"
+
+int vhca_channels_init(struct vhca_channels *ch, atomic_uint *counter,
+		       unsigned int max_active)
+{
+	pthread_condattr_t attr;
+	int ret;
+
+	memset(ch, 0, sizeof(*ch));
+	ch->counter = counter;
+	ch->max_active = max_active;
+	ch->refill_timeout_ms = VHCA_CHANNEL_REFILL_TIMEOUT_MS;
+	ch->async_fd = -1;
+	ch->service_fd = -1;
+	atomic_init(&ch->async_gone, false);
+
+	ret = pthread_mutex_init(&ch->lock, NULL);
+	if (ret)
+		return -ret;
+	ret = pthread_condattr_init(&attr);
+	if (!ret) {
+		pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+		ret = pthread_cond_init(&ch->refilled, &attr);
+		pthread_condattr_destroy(&attr);
+	}
+	if (ret) {
+		pthread_mutex_destroy(&ch->lock);
+		return -ret;
+	}
+	return 0;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static void close_pooled(struct vhca_pooled_pipe *pipes, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++)
+		close_fd(&pipes[i].write_fd);
+}
+
+void vhca_comp_channel_put(struct vhca_comp_channel *chan)
+{
+	if (atomic_fetch_sub_explicit(&chan->refcount, 1,
+				      memory_order_acq_rel) != 1)
+		return;
+	close_fd(&chan->write_fd);
+	free(chan);
+}
+
+/* Takes a channel out of the guest's view: uncounted, unreferenced. */
+static void retire(struct vhca_channels *ch, struct vhca_comp_channel *chan)
+{
+	atomic_store(&chan->gone, true);
+	atomic_fetch_sub(ch->counter, 1);
+	vhca_comp_channel_put(chan);
+}
+
+void vhca_channels_reset(struct vhca_channels *ch)
+{
+	pthread_mutex_lock(&ch->lock);
+	close_fd(&ch->async_fd);
+	close_fd(&ch->service_fd);
+	close_pooled(ch->pool, ch->pool_len);
+	ch->pool_len = 0;
+	for (unsigned int i = 0; i < ch->num_active; i++)
+		retire(ch, ch->active[i]);
+	free(ch->active);
+	ch->active = NULL;
+	ch->num_active = 0;
+	ch->active_cap = 0;
+	atomic_store(&ch->async_gone, false);
+	ch->service_gone = false;
+	ch->refill_pending = false;
+	pthread_mutex_unlock(&ch->lock);
+}
+
+void vhca_channels_fini(struct vhca_channels *ch)
+{
+	vhca_channels_reset(ch);
+	pthread_cond_destroy(&ch->refilled);
+	pthread_mutex_destroy(&ch->lock);
+}
+
+/*
+ * One guest pipe: its write end taken (our own nonblocking description),
+ * its read end proven to be the other end of the same pipe, so the
+ * number we later hand out as a channel fd really is that channel.
+ */
+static int take_pair(const struct vhca_dma_peer *peer,
+		     const struct vhca_fd_pair *pair,
+		     struct vhca_pooled_pipe *out)
+{
+	struct vhca_pipe_id read_id;
+	int fd, ret;
+
+	fd = vhca_dma_take_pipe_writer(peer, pair->write_fd, &out->id);
+	if (fd < 0)
+		return fd;
+	ret = vhca_dma_pipe_reader_id(peer, pair->read_fd, &read_id);
+	if (!ret && !vhca_pipe_id_equal(&read_id, &out->id))
+		ret = -EINVAL;
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	out->guest_fd = pair->read_fd;
+	out->write_fd = fd;
+	return 0;
+}
+
+/* All or nothing. */
+static int take_pairs(const struct vhca_dma_peer *peer,
+		      const struct vhca_fd_pair *pairs, unsigned int n,
+		      struct vhca_pooled_pipe *out)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		int ret = take_pair(peer, &pairs[i], &out[i]);
+
+		if (ret) {
+			close_pooled(out, i);
+			return ret;
+		}
+	}
+	return 0;
+}
+
+int vhca_channels_setup(struct vhca_channels *ch,
+			const struct vhca_dma_peer *peer,
+			const struct vhca_alloc_ucontext_cmd *cmd)
+{
+	struct vhca_pooled_pipe pool[VHCA_CHANNEL_BATCH];
+	struct vhca_pooled_pipe async;
+	struct vhca_pipe_id service_id;
+	int service_fd, ret;
+
+	if (cmd->num_channels > VHCA_CHANNEL_BATCH)
+		return -EINVAL;
+	ret = take_pair(peer, &cmd->async_event, &async);
+	if (ret)
+		return ret;
+	/* service.read_fd is informational (abi.h): only the writer counts. */
+	service_fd = vhca_dma_take_pipe_writer(peer, cmd->service.write_fd,
+					       &service_id);
+	if (service_fd < 0) {
+		close(async.write_fd);
+		return service_fd;
+	}
+	ret = take_pairs(peer, cmd->channels, cmd->num_channels, pool);
+	if (ret) {
+		close(async.write_fd);
+		close(service_fd);
+		return ret;
+	}
+
+	pthread_mutex_lock(&ch->lock);
+	ch->async_fd = async.write_fd;
+	ch->service_fd = service_fd;
+	memcpy(ch->pool, pool, cmd->num_channels * sizeof(*pool));
+	ch->pool_len = cmd->num_channels;
+	pthread_mutex_unlock(&ch->lock);
+	return 0;
+}
+
+static void request_refill_locked(struct vhca_channels *ch)
+{
+	static const char request = VHCA_SERVICE_REFILL_CHANNELS;
+	ssize_t n;
+
+	if (ch->refill_pending || ch->service_gone || ch->service_fd < 0)
+		return;
+	n = write(ch->service_fd, &request, 1);
+	/* EAGAIN: the pipe is full of requests it has yet to read. */
+	if (n == 1 || (n < 0 && errno == EAGAIN))
+		ch->refill_pending = true;
+	else if (n < 0 && errno == EPIPE)
+		ch->service_gone = true;
+}
+
+void vhca_channels_check_low(struct vhca_channels *ch)
+{
+	pthread_mutex_lock(&ch->lock);
+	if (ch->pool_len <= VHCA_CHANNEL_POOL_LOW)
+		request_refill_locked(ch);
+	pthread_mutex_unlock(&ch->lock);
+}
+
+int vhca_channels_add(struct vhca_channels *ch,
+		      const struct vhca_dma_peer *peer,
+		      const struct vhca_add_channels_cmd *cmd)
+{
+	struct vhca_pooled_pipe fresh[VHCA_CHANNEL_BATCH];
+	unsigned int n = cmd->num_channels;
+	bool room;
+	int ret;
+
+	if (!n || n > VHCA_CHANNEL_BATCH || cmd->reserved)
+		return -EINVAL;
+
+	pthread_mutex_lock(&ch->lock);
+	room = ch->pool_len + n <= VHCA_CHANNEL_POOL_MAX;
+	pthread_mutex_unlock(&ch->lock);
+	if (!room)
+		return -ENOSPC;
+
+	/* Outside the lock: a dozen syscalls per pipe. */
+	ret = take_pairs(peer, cmd->channels, n, fresh);
+	if (ret)
+		return ret;
+
+	pthread_mutex_lock(&ch->lock);
+	if (ch->pool_len + n > VHCA_CHANNEL_POOL_MAX) {
+		pthread_mutex_unlock(&ch->lock);
+		close_pooled(fresh, n);
+		return -ENOSPC;
+	}
+	memcpy(&ch->pool[ch->pool_len], fresh, n * sizeof(*fresh));
+	ch->pool_len += n;
+	ch->refill_pending = false;
+	pthread_cond_broadcast(&ch->refilled);
+	pthread_mutex_unlock(&ch->lock);
+	return 0;
+}
+
+/* A pipe's write end polls POLLERR once no reader is left. */
+static bool reader_closed(int write_fd)
+{
+	struct pollfd pfd = { .fd = write_fd };
+
+	return poll(&pfd, 1, 0) == 1 &&
+	       (pfd.revents & (POLLERR | POLLNVAL));
+}
+
+static void reap_pool_locked(struct vhca_channels *ch)
+{
+	unsigned int kept = 0;
+
+	for (unsigned int i = 0; i < ch->pool_len; i++) {
+		if (reader_closed(ch->pool[i].write_fd))
+			close_fd(&ch->pool[i].write_fd);
+		else
+			ch->pool[kept++] = ch->pool[i];
+	}
+	ch->pool_len = kept;
+}
+
+#define REAP_CHUNK 64
+
+static void reap_active_locked(struct vhca_channels *ch)
+{
+	unsigned int kept = 0;
+
+	for (unsigned int i = 0; i < ch->num_active; i += REAP_CHUNK) {
+		unsigned int n = ch->num_active - i;
+		struct pollfd pfd[REAP_CHUNK];
+
+		if (n > REAP_CHUNK)
+			n = REAP_CHUNK;
+		for (unsigned int j = 0; j < n; j++)
+			pfd[j] = (struct pollfd){
+				.fd = ch->active[i + j]->write_fd,
+			};
+		if (poll(pfd, n, 0) < 0)
+			memset(pfd, 0, sizeof(pfd));	/* keep all */
+		/* Compacting in place only writes slots already read. */
+		for (unsigned int j = 0; j < n; j++) {
+			struct vhca_comp_channel *chan = ch->active[i + j];
+
+			if (atomic_load(&chan->gone) ||
+			    (pfd[j].revents & (POLLERR | POLLNVAL)))
+				retire(ch, chan);
+			else
+				ch->active[kept++] = chan;
+		}
+	}
+	ch->num_active = kept;
+}
+
+void vhca_channels_reap(struct vhca_channels *ch)
+{
+	pthread_mutex_lock(&ch->lock);
+	reap_pool_locked(ch);
+	reap_active_locked(ch);
+	pthread_mutex_unlock(&ch->lock);
+}
+
+static void deadline_after_ms(struct timespec *ts, unsigned int ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/*
+ * Waits (dropping ch->lock) for a usable pooled pipe.  The refill comes
+ * from the provider's service thread on another FUSE thread.
+ */
+static int wait_for_pool_locked(struct vhca_channels *ch)
+{
+	struct timespec deadline;
+
+	deadline_after_ms(&deadline, ch->refill_timeout_ms);
+	for (;;) {
+		reap_pool_locked(ch);
+		if (ch->pool_len)
+			return 0;
+		request_refill_locked(ch);
+		if (ch->service_gone)
+			return -EMFILE;
+		if (pthread_cond_timedwait(&ch->refilled, &ch->lock,
+					   &deadline) == ETIMEDOUT) {
+			reap_pool_locked(ch);
+			if (ch->pool_len)
+				return 0;
+			/* The request may be lost: ask again next time. */
+			ch->refill_pending = false;
+			return -EMFILE;
+		}
+	}
+}
+
+static int reserve_active_slot_locked(struct vhca_channels *ch)
+{
+	struct vhca_comp_channel **grown;
+	unsigned int cap;
+
+	if (ch->num_active >= ch->max_active)
+		return -EMFILE;
+	if (ch->num_active < ch->active_cap)
+		return 0;
+	cap = ch->active_cap ? 2 * ch->active_cap : 16;
+	if (cap > ch->max_active)
+		cap = ch->max_active;
+	grown = realloc(ch->active, cap * sizeof(*grown));
+	if (!grown)
+		return -ENOMEM;
+	ch->active = grown;
+	ch->active_cap = cap;
+	return 0;
+}
+
+int vhca_channels_create(struct vhca_channels *ch,
+			 struct vhca_comp_channel **out)
+{
+	struct vhca_comp_channel *chan;
+	struct vhca_pooled_pipe *pipe;
+	int ret;
+
+	chan = calloc(1, sizeof(*chan));
+	if (!chan)
+		return -ENOMEM;
+
+	pthread_mutex_lock(&ch->lock);
+	reap_active_locked(ch);
+	ret = wait_for_pool_locked(ch);
+	if (!ret)
+		ret = reserve_active_slot_locked(ch);
+	if (ret) {
+		pthread_mutex_unlock(&ch->lock);
+		free(chan);
+		return ret;
+	}
+
+	pipe = &ch->pool[--ch->pool_len];
+	atomic_init(&chan->refcount, 1);
+	atomic_init(&chan->gone, false);
+	chan->guest_fd = pipe->guest_fd;
+	chan->write_fd = pipe->write_fd;
+	chan->id = pipe->id;
+	ch->active[ch->num_active++] = chan;
+	atomic_fetch_add(ch->counter, 1);
+	if (ch->pool_len <= VHCA_CHANNEL_POOL_LOW)
+		request_refill_locked(ch);
+	pthread_mutex_unlock(&ch->lock);
+
+	*out = chan;
+	return 0;
+}
+
+void vhca_channels_uncreate(struct vhca_channels *ch,
+			    struct vhca_comp_channel *chan)
+{
+	pthread_mutex_lock(&ch->lock);
+	for (unsigned int i = ch->num_active; i-- > 0;) {
+		if (ch->active[i] != chan)
+			continue;
+		ch->active[i] = ch->active[--ch->num_active];
+		atomic_fetch_sub(ch->counter, 1);
+		/* Back into the pool: the guest never learnt of it. */
+		if (ch->pool_len < VHCA_CHANNEL_POOL_MAX) {
+			ch->pool[ch->pool_len++] = (struct vhca_pooled_pipe){
+				.guest_fd = chan->guest_fd,
+				.write_fd = chan->write_fd,
+				.id = chan->id,
+			};
+			chan->write_fd = -1;
+		}
+		vhca_comp_channel_put(chan);
+		break;
+	}
+	pthread_mutex_unlock(&ch->lock);
+}
+
+struct vhca_comp_channel *
+vhca_channels_get_comp(struct vhca_channels *ch,
+		       const struct vhca_dma_peer *peer, int guest_fd)
+{
+	struct vhca_comp_channel *found = NULL;
+	struct vhca_pipe_id id;
+
+	/* Any fd of the guest naming the channel's pipe will do, as fget(). */
+	if (vhca_dma_pipe_reader_id(peer, guest_fd, &id))
+		return NULL;
+
+	pthread_mutex_lock(&ch->lock);
+	for (unsigned int i = 0; i < ch->num_active; i++) {
+		struct vhca_comp_channel *chan = ch->active[i];
+
+		if (vhca_pipe_id_equal(&chan->id, &id) &&
+		    !atomic_load(&chan->gone)) {
+			atomic_fetch_add(&chan->refcount, 1);
+			found = chan;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&ch->lock);
+	return found;
+}
+
+static int post_record(int fd, atomic_bool *gone, const void *rec,
+		       size_t len)
+{
+	ssize_t n;
+
+	if (fd < 0 || atomic_load(gone))
+		return -EPIPE;
+	n = write(fd, rec, len);
+	if (n == (ssize_t)len)
+		return 0;
+	if (n < 0 && errno == EPIPE) {
+		atomic_store(gone, true);
+		return -EPIPE;
+	}
+	/* Records are <= PIPE_BUF: a nonblocking write is all or EAGAIN. */
+	return n < 0 && errno == EAGAIN ? -EAGAIN : -EIO;
+}
+
+int vhca_channels_post_async(struct vhca_channels *ch, uint64_t element,
+			     uint32_t event_type)
+{
+	struct ib_uverbs_async_event_desc desc = {
+		.element = element,
+		.event_type = event_type,
+	};
+
+	return post_record(ch->async_fd, &ch->async_gone, &desc,
+			   sizeof(desc));
+}
+
+int vhca_comp_channel_post(struct vhca_comp_channel *chan,
+			   uint64_t cq_handle)
+{
+	struct ib_uverbs_comp_event_desc desc = { .cq_handle = cq_handle };
+
+	return post_record(chan->write_fd, &chan->gone, &desc, sizeof(desc));
+}
