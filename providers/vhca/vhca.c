@@ -1,0 +1,261 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * vhca provider: registration with libibverbs, device and context
+ * lifecycle.
+ *
+ * libibverbs opens /dev/infiniband/uverbsN, which vhcad creates as a marker
+ * (the numbers of /dev/full), and passes it to alloc_context as cmd_fd.
+ * Before anything is sent we replace that fd, under the same number, with
+ * the device's command file <sysfs>/class/infiniband_verbs/uverbsN/vhca_cmd;
+ * from then on libibverbs' write()-ABI commands reach vhcad.  The command
+ * file answers every ioctl() with ENOTTY, so libibverbs' ioctl probe marks
+ * the ioctl interface absent and it uses write() and sysfs.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <rdma/ib_user_ioctl_verbs.h>
+
+#include "vhca.h"
+
+/* GET_CONTEXT: core command + vhca udata, core response + vhca udata */
+struct vhca_get_context_cmd {
+	struct ibv_get_context ibv_cmd;
+	struct vhca_alloc_ucontext_cmd drv;
+};
+static_assert(offsetof(struct vhca_get_context_cmd, drv) ==
+		      sizeof(struct ibv_get_context),
+	      "udata must directly follow the core command");
+static_assert(sizeof(struct vhca_get_context_cmd) % 4 == 0,
+	      "write-ABI commands are a whole number of words");
+
+union vhca_get_context_resp {
+	struct ib_uverbs_get_context_resp ibv_resp;
+	struct {
+		__u32 async_fd;
+		__u32 num_comp_vectors;
+		struct vhca_alloc_ucontext_resp drv;
+	} full;
+};
+static_assert(offsetof(union vhca_get_context_resp, full.drv) ==
+		      sizeof(struct ib_uverbs_get_context_resp),
+	      "udata must directly follow the core response");
+static_assert(offsetof(union vhca_get_context_resp, full.async_fd) ==
+		      offsetof(struct ib_uverbs_get_context_resp, async_fd),
+	      "bad GET_CONTEXT response layout");
+static_assert(sizeof(union vhca_get_context_resp) % 4 == 0,
+	      "write-ABI responses are a whole number of words");
+
+static void vhca_free_context(struct ibv_context *ibctx);
+
+static const struct verbs_match_ent vhca_match_table[] = {
+	VERBS_NAME_MATCH("vhca", NULL),
+	{ .kind = VERBS_MATCH_SENTINEL },
+};
+
+static const struct verbs_context_ops vhca_ctx_ops = {
+	.alloc_pd = vhca_alloc_pd,
+	.dealloc_pd = vhca_dealloc_pd,
+	.dereg_mr = vhca_dereg_mr,
+	.free_context = vhca_free_context,
+	.query_device_ex = vhca_query_device_ex,
+	.query_port = vhca_query_port,
+	.reg_mr = vhca_reg_mr,
+};
+
+/*
+ * Puts the device's command file in place of the marker @cmd_fd, keeping
+ * the number.  We own @cmd_fd: on failure it is closed, errno is set and
+ * -1 returned.
+ */
+static int vhca_attach_cmd_file(struct ibv_device *ibdev, int cmd_fd)
+{
+	char path[PATH_MAX];
+	int fd = -1;
+	int err;
+	int n;
+
+	if (cmd_fd < 0) {
+		errno = ENODEV; /* not a sysfs (uverbs) device */
+		return -1;
+	}
+
+	/* dev_path is <sysfs>/class/infiniband_verbs/uverbsN */
+	n = snprintf(path, sizeof(path), "%s/%s", ibdev->dev_path,
+		     VHCA_CMD_FILE_NAME);
+	if (n < 0 || (size_t)n >= sizeof(path)) {
+		errno = ENAMETOOLONG;
+		goto err;
+	}
+
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		goto err;
+
+	if (dup3(fd, cmd_fd, O_CLOEXEC) < 0)
+		goto err;
+
+	close(fd);
+	return 0;
+
+err:
+	err = errno;
+	if (fd >= 0)
+		close(fd);
+	close(cmd_fd);
+	errno = err;
+	return -1;
+}
+
+static struct verbs_context *vhca_alloc_context(struct ibv_device *ibdev,
+						int cmd_fd, void *private_data)
+{
+	struct vhca_fd_pair async = { .read_fd = -1, .write_fd = -1 };
+	struct vhca_fd_pair service = { .read_fd = -1, .write_fd = -1 };
+	union vhca_get_context_resp resp;
+	struct vhca_get_context_cmd cmd;
+	struct vhca_fd_pair *chan = cmd.drv.channels;
+	struct vhca_context *ctx;
+	unsigned int num_chan = 0;
+	unsigned int i;
+	int ret;
+	int err;
+
+	(void)private_data;
+
+	if (vhca_attach_cmd_file(ibdev, cmd_fd))
+		return NULL;
+
+	/* Owns cmd_fd from here on; closes it itself if it fails. */
+	ctx = verbs_init_and_alloc_context(ibdev, cmd_fd, struct vhca_context,
+					   ibv_ctx, RDMA_DRIVER_UNKNOWN);
+	if (!ctx)
+		return NULL;
+	ctx->service.read_fd = -1;
+	ctx->service.write_fd = -1;
+
+	memset(&cmd, 0, sizeof(cmd));
+	memset(&resp, 0, sizeof(resp));
+
+	if (vhca_fd_pair_open(&async) || vhca_fd_pair_open(&service))
+		goto err;
+	/*
+	 * Seed the device's channel pool.  A short (even empty) batch is
+	 * fine: the device asks for more through the service pipe.
+	 */
+	ret = vhca_channel_batch_open(chan, VHCA_CHANNEL_BATCH);
+	num_chan = ret < 0 ? 0 : (unsigned int)ret;
+	if (vhca_pool_track(&ctx->pool, chan, num_chan))
+		goto err;
+
+	cmd.drv.abi_version = VHCA_UVERBS_ABI_VERSION;
+	cmd.drv.num_channels = num_chan;
+	cmd.drv.async_event = async;
+	cmd.drv.service = service;
+
+	ret = ibv_cmd_get_context(&ctx->ibv_ctx, &cmd.ibv_cmd, sizeof(cmd),
+				  &resp.ibv_resp, sizeof(resp));
+
+	/*
+	 * Success or not, the device has made its own copies of the write
+	 * ends it keeps.  Drop ours, except the service one: writing to it
+	 * is how vhca_service_stop() wakes the service thread.
+	 */
+	vhca_fd_pair_close_write(&async);
+	for (i = 0; i < num_chan; i++)
+		vhca_fd_pair_close_write(&chan[i]);
+
+	if (ret) {
+		errno = ret;
+		goto err;
+	}
+
+	/* libibverbs took resp.async_fd as context->async_fd. */
+	if (ctx->ibv_ctx.context.async_fd != async.read_fd) {
+		ctx->ibv_ctx.context.async_fd = -1;
+		errno = EPROTO;
+		goto err;
+	}
+	async.read_fd = -1; /* closed by verbs_uninit_context() now */
+
+	if (resp.full.drv.abi_version != VHCA_UVERBS_ABI_VERSION) {
+		errno = EPROTO;
+		goto err;
+	}
+	ctx->max_inline_data = resp.full.drv.max_inline_data;
+
+	ret = vhca_service_start(&ctx->service, ctx->ibv_ctx.context.cmd_fd,
+				 &service, &ctx->pool);
+	if (ret) {
+		errno = ret;
+		goto err;
+	}
+
+	/*
+	 * The channel read ends now belong to the device's pool: it returns
+	 * them to libibverbs from CREATE_COMP_CHANNEL, which closes them in
+	 * ibv_destroy_comp_channel().  Only vhca_pool_close_all() at
+	 * free_context may close the ones still unused.
+	 */
+	verbs_set_ops(&ctx->ibv_ctx, &vhca_ctx_ops);
+	return &ctx->ibv_ctx;
+
+err:
+	err = errno;
+	/* Closes cmd_fd first, so the device drops the context at once. */
+	verbs_uninit_context(&ctx->ibv_ctx);
+	vhca_fd_pair_close(&async);
+	vhca_fd_pair_close(&service);
+	vhca_channel_batch_close(chan, num_chan);
+	vhca_pool_free(&ctx->pool);
+	free(ctx);
+	errno = err;
+	return NULL;
+}
+
+static void vhca_free_context(struct ibv_context *ibctx)
+{
+	struct vhca_context *ctx = to_vctx(ibctx);
+
+	/* Before cmd_fd goes away: the thread writes commands on it. */
+	vhca_service_stop(&ctx->service);
+	/* Closes cmd_fd (the device drops the context) and async_fd. */
+	verbs_uninit_context(&ctx->ibv_ctx);
+	vhca_pool_close_all(&ctx->pool);
+	free(ctx);
+}
+
+static struct verbs_device *vhca_alloc_device(struct verbs_sysfs_dev *sysfs_dev)
+{
+	struct vhca_device *dev;
+
+	(void)sysfs_dev;
+
+	dev = calloc(1, sizeof(*dev));
+	if (!dev)
+		return NULL;
+
+	return &dev->ibv_dev;
+}
+
+static void vhca_uninit_device(struct verbs_device *verbs_device)
+{
+	free(vhca_container_of(verbs_device, struct vhca_device, ibv_dev));
+}
+
+static const struct verbs_device_ops vhca_dev_ops = {
+	.name = "vhca",
+	.match_min_abi_version = VHCA_UVERBS_ABI_VERSION,
+	.match_max_abi_version = VHCA_UVERBS_ABI_VERSION,
+	.match_table = vhca_match_table,
+	.alloc_device = vhca_alloc_device,
+	.uninit_device = vhca_uninit_device,
+	.alloc_context = vhca_alloc_context,
+};
+
+VERBS_PROVIDER_DRIVER(vhca, vhca_dev_ops)
