@@ -34,7 +34,6 @@
 #include "dma.h"
 
 /* Pipes the pool holds at most; ADD_CHANNELS beyond it is -ENOSPC. */
-#define VHCA_CHANNEL_POOL_MAX (4 * VHCA_CHANNEL_BATCH)
 /* Ask for a refill when the pool drops to this many. */
 #define VHCA_CHANNEL_POOL_LOW (VHCA_CHANNEL_BATCH / 2)
 /* How long CREATE_COMP_CHANNEL waits for a refill of an empty pool. */

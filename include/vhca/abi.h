@@ -53,13 +53,79 @@ struct vhca_alloc_ucontext_cmd {
 	 */
 	struct vhca_fd_pair service;
 	struct vhca_fd_pair channels[VHCA_CHANNEL_BATCH];
+	/*
+	 * Data path (include/vhca/queue.h): a sealed memfd holding the
+	 * struct vhca_ctx_page, and an eventfd the provider writes to wake
+	 * the engine when the page says needs_wakeup.  The device takes both
+	 * with pidfd_getfd(); the provider keeps its own copies.
+	 */
+	__s32 ctx_page_fd;
+	__s32 wake_fd;
 };
 
 /* udata of the GET_CONTEXT response (device -> provider) */
 struct vhca_alloc_ucontext_resp {
 	__u32 abi_version;
 	__u32 max_inline_data;
-	__u64 reserved[4];
+	__u32 max_send_sge;
+	__u32 max_recv_sge;
+	__u64 reserved[3];
+};
+
+/*
+ * Queue memory: one sealed memfd per CQ, QP and SRQ (include/vhca/queue.h
+ * for what is inside).  Offsets are from the start of the memfd; every
+ * region must lie inside it, not overlap another, and rings must be
+ * VHCA_PAGE_SIZE aligned.  Counts are powers of two.
+ */
+
+/* udata of IB_USER_VERBS_CMD_CREATE_CQ / RESIZE_CQ */
+struct vhca_create_cq_cmd {
+	__s32 buf_fd;
+	__u32 cqe_count;	/* ring entries: power of two > requested cqe */
+	__u64 buf_size;		/* bytes of the memfd the device maps */
+	__u64 ring_offset;	/* struct vhca_cqe[cqe_count] */
+	__u64 db_offset;	/* struct vhca_cq_db */
+};
+
+struct vhca_create_cq_resp {
+	__u32 cqn;
+	__u32 reserved;
+};
+
+/* udata of IB_USER_VERBS_CMD_CREATE_QP */
+struct vhca_create_qp_cmd {
+	__s32 buf_fd;
+	__u32 reserved;
+	__u64 buf_size;
+	__u64 sq_offset;
+	__u32 sq_wqe_count;	/* power of two, 0 for none */
+	__u32 sq_stride;	/* bytes per send WQE slot, power of two */
+	__u64 rq_offset;
+	__u32 rq_wqe_count;	/* 0 with an SRQ */
+	__u32 rq_stride;
+	__u64 db_offset;	/* struct vhca_qp_db */
+};
+
+struct vhca_create_qp_resp {
+	__u32 max_inline_data;
+	__u32 reserved;
+};
+
+/* udata of IB_USER_VERBS_CMD_CREATE_SRQ */
+struct vhca_create_srq_cmd {
+	__s32 buf_fd;
+	__u32 wqe_count;
+	__u64 buf_size;
+	__u64 ring_offset;
+	__u32 stride;
+	__u32 reserved;
+	__u64 db_offset;	/* struct vhca_srq_db */
+};
+
+struct vhca_create_srq_resp {
+	__u32 srqn;
+	__u32 reserved;
 };
 
 #define VHCA_SERVICE_REFILL_CHANNELS 'R'
@@ -71,6 +137,7 @@ struct vhca_alloc_ucontext_resp {
  */
 enum {
 	VHCA_CMD_ADD_CHANNELS = 0xc0,
+	VHCA_CMD_RETURN_CHANNELS = 0xc1,
 };
 
 /* payload of VHCA_CMD_ADD_CHANNELS; no response */
@@ -78,6 +145,24 @@ struct vhca_add_channels_cmd {
 	__u32 num_channels;
 	__u32 reserved;
 	struct vhca_fd_pair channels[VHCA_CHANNEL_BATCH];
+};
+
+/*
+ * payload of VHCA_CMD_RETURN_CHANNELS, sent by the provider when it closes
+ * the context: the device forgets every pooled channel it never handed
+ * out and lists their read ends in the response, so the provider closes
+ * exactly those and nothing an application still owns.
+ */
+#define VHCA_CHANNEL_POOL_MAX 32
+
+struct vhca_return_channels_cmd {
+	__u64 response;		/* struct vhca_return_channels_resp */
+};
+
+struct vhca_return_channels_resp {
+	__u32 num_fds;
+	__u32 reserved;
+	__s32 read_fds[VHCA_CHANNEL_POOL_MAX];
 };
 
 /*

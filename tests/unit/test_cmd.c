@@ -517,7 +517,7 @@ static void test_get_context(void)
 		      resp.udata.max_inline_data == vhca_limits.max_inline_data,
 	      "udata response: abi %u inline %u", resp.udata.abi_version,
 	      resp.udata.max_inline_data);
-	CHECK(!resp.udata.reserved[0] && !resp.udata.reserved[3],
+	CHECK(!resp.udata.reserved[0] && !resp.udata.reserved[2],
 	      "reserved response words zero");
 	CHECK(stats_are(1, 0, 0, 0), STATS_FMT, STATS_ARGS);
 	/* A full pool: no refill requested yet. */
