@@ -21,6 +21,7 @@ fi
 
 RUN_DIR=""
 VHCAD_PID=""
+EXTRA_RUN_DIRS=()	# daemons a test started itself (daemonized)
 
 fail() {
 	echo "FAIL: $*" >&2
@@ -77,6 +78,11 @@ our_nodes() {
 vhca_cleanup() {
 	local status=$?
 	set +e
+	for dir in "${EXTRA_RUN_DIRS[@]}"; do
+		"$VHCAD" --stop --run-dir "$dir" >/dev/null 2>&1
+		is_mounted "$dir/sys" && umount -l "$dir/sys"
+		rm -rf "$dir"
+	done
 	if [[ -n "$VHCAD_PID" ]]; then
 		kill -TERM "$VHCAD_PID" 2>/dev/null
 		for _ in $(seq 100); do

@@ -18,6 +18,7 @@ grep -q "already running" "$RUN_DIR/second.log" || fail "no clear message"
 
 # Another daemon elsewhere gets other numbers.
 OTHER=$(mktemp -d /tmp/vhca-test.XXXXXX)
+EXTRA_RUN_DIRS+=("$OTHER")
 "$VHCAD" --run-dir "$OTHER" --num-vfs 2 || fail "second daemon (daemonized)"
 other_nodes=$(cat "$OTHER/nodes")
 for n in $other_nodes; do
