@@ -1,0 +1,415 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * The management socket (mgmt.h): rtnetlink RTM_SETLINK requests for the
+ * VFs of the PF, parsed with libnl as the kernel parses them
+ * (net/core/rtnetlink.c, do_setvfinfo) and applied through pf.c.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <linux/if_link.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <netlink/attr.h>
+#include <netlink/msg.h>
+
+#include "mgmt.h"
+
+#define log_msg(fmt, ...) fprintf(stderr, "vhcad: " fmt "\n", ##__VA_ARGS__)
+
+/* Largest request record; the kernel's default socket buffer is bigger. */
+#define MGMT_RECORD_MAX (64 * 1024)
+/* A connection idle this long is closed, so that it cannot block others. */
+#define MGMT_IDLE_MS 5000
+
+struct vhca_mgmt {
+	struct vhca_pf *pf;
+	char path[PATH_MAX];
+	int listen_fd;
+	int stop_pipe[2];
+	pthread_t thread;
+};
+
+/* ---- parsing ------------------------------------------------------------------ */
+
+static struct nla_policy link_policy[IFLA_MAX + 1] = {
+	[IFLA_IFNAME] = { .type = NLA_STRING },
+	[IFLA_VFINFO_LIST] = { .type = NLA_NESTED },
+};
+
+static struct nla_policy vf_policy[IFLA_VF_MAX + 1] = {
+	[IFLA_VF_IB_NODE_GUID] = { .minlen = sizeof(struct ifla_vf_guid) },
+	[IFLA_VF_IB_PORT_GUID] = { .minlen = sizeof(struct ifla_vf_guid) },
+	[IFLA_VF_LINK_STATE] = { .minlen = sizeof(struct ifla_vf_link_state) },
+};
+
+struct plan_builder {
+	struct vhca_vf_plan *vfs;
+	unsigned int count, cap;
+};
+
+static struct vhca_vf_plan *plan_add(struct plan_builder *b, unsigned int vf)
+{
+	if (b->count == b->cap) {
+		unsigned int cap = b->cap ? 2 * b->cap : 8;
+		struct vhca_vf_plan *vfs = reallocarray(b->vfs, cap,
+							sizeof(*vfs));
+
+		if (!vfs)
+			return NULL;
+		b->vfs = vfs;
+		b->cap = cap;
+	}
+	memset(&b->vfs[b->count], 0, sizeof(b->vfs[0]));
+	b->vfs[b->count].vf = vf;
+	return &b->vfs[b->count++];
+}
+
+static int link_state_policy(uint32_t state, enum vhca_vf_policy *policy)
+{
+	switch (state) {
+	case IFLA_VF_LINK_STATE_AUTO: *policy = VHCA_POLICY_FOLLOW; return 0;
+	case IFLA_VF_LINK_STATE_ENABLE: *policy = VHCA_POLICY_UP; return 0;
+	case IFLA_VF_LINK_STATE_DISABLE: *policy = VHCA_POLICY_DOWN; return 0;
+	default: return -EINVAL;
+	}
+}
+
+/* The vhca extension VHCA_IFLA_VF_PKEY_TABLE (mgmt.h), if present. */
+static int parse_pkey_table(struct nlattr *info, struct plan_builder *b)
+{
+	struct nlattr *attr;
+	int rem;
+
+	nla_for_each_nested(attr, info, rem) {
+		const unsigned char *data = nla_data(attr);
+		int len = nla_len(attr);
+		struct vhca_vf_plan *p;
+		uint32_t vf;
+
+		if (nla_type(attr) != VHCA_IFLA_VF_PKEY_TABLE)
+			continue;
+		if (len < (int)sizeof(vf) || (len - (int)sizeof(vf)) % 2 ||
+		    (size_t)(len - (int)sizeof(vf)) / 2 > VHCA_PKEY_TABLE_LEN)
+			return -EINVAL;
+		memcpy(&vf, data, sizeof(vf));
+		p = plan_add(b, vf);
+		if (!p)
+			return -ENOMEM;
+		p->set = VHCA_PLAN_PKEYS;
+		memcpy(p->pkeys, data + sizeof(vf), (size_t)len - sizeof(vf));
+	}
+	return rem ? -EINVAL : 0;	/* trailing bytes: a malformed nest */
+}
+
+/* One IFLA_VF_INFO nest into plan entries. */
+static int parse_vf_info(struct nlattr *info, struct plan_builder *b)
+{
+	struct nlattr *tb[IFLA_VF_MAX + 1];
+	struct vhca_vf_plan *p;
+	int ret;
+
+	ret = nla_parse_nested(tb, IFLA_VF_MAX, info, vf_policy);
+	if (ret < 0)
+		return -EINVAL;
+	/* nla_parse skips types above IFLA_VF_MAX: ours is looked up here. */
+	ret = parse_pkey_table(info, b);
+	if (ret)
+		return ret;
+	/* What an IB PF cannot do (MAC, VLAN, rate, ...) is refused. */
+	for (int type = 1; type <= IFLA_VF_MAX; type++)
+		if (tb[type] && type != IFLA_VF_IB_NODE_GUID &&
+		    type != IFLA_VF_IB_PORT_GUID && type != IFLA_VF_LINK_STATE)
+			return -EOPNOTSUPP;
+
+	if (tb[IFLA_VF_IB_NODE_GUID]) {
+		struct ifla_vf_guid guid;
+
+		memcpy(&guid, nla_data(tb[IFLA_VF_IB_NODE_GUID]), sizeof(guid));
+		p = plan_add(b, guid.vf);
+		if (!p)
+			return -ENOMEM;
+		p->set = VHCA_PLAN_NODE_GUID;
+		p->node_guid = guid.guid;
+	}
+	if (tb[IFLA_VF_IB_PORT_GUID]) {
+		struct ifla_vf_guid guid;
+
+		memcpy(&guid, nla_data(tb[IFLA_VF_IB_PORT_GUID]), sizeof(guid));
+		p = plan_add(b, guid.vf);
+		if (!p)
+			return -ENOMEM;
+		p->set = VHCA_PLAN_PORT_GUID;
+		p->port_guid = guid.guid;
+	}
+	if (tb[IFLA_VF_LINK_STATE]) {
+		struct ifla_vf_link_state state;
+
+		memcpy(&state, nla_data(tb[IFLA_VF_LINK_STATE]), sizeof(state));
+		p = plan_add(b, state.vf);
+		if (!p)
+			return -ENOMEM;
+		p->set = VHCA_PLAN_POLICY;
+		ret = link_state_policy(state.link_state, &p->policy);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int vhca_mgmt_handle(struct vhca_pf *pf, const void *msg, size_t len)
+{
+	struct nlmsghdr *nlh = (struct nlmsghdr *)msg;
+	struct nlattr *tb[IFLA_MAX + 1];
+	struct plan_builder b = { .vfs = NULL };
+	struct vhca_plan plan;
+	struct nlattr *info;
+	int ret, rem;
+
+	if (len < sizeof(*nlh) || nlh->nlmsg_len > len)
+		return -EINVAL;
+	/*
+	 * RTM_NEWLINK on an existing link is a change too (what `ip link set`
+	 * and libnl's rtnl_link_build_change_request send); with NLM_F_EXCL
+	 * it is a creation, refused as the kernel refuses it.
+	 */
+	if (nlh->nlmsg_type != RTM_SETLINK && nlh->nlmsg_type != RTM_NEWLINK)
+		return -EOPNOTSUPP;
+	if (nlh->nlmsg_type == RTM_NEWLINK &&
+	    (nlh->nlmsg_flags & NLM_F_CREATE) && (nlh->nlmsg_flags & NLM_F_EXCL))
+		return -EEXIST;
+	if (!(nlh->nlmsg_flags & NLM_F_REQUEST))
+		return -EINVAL;
+	if (nlmsg_parse(nlh, sizeof(struct ifinfomsg), tb, IFLA_MAX,
+			link_policy) < 0)
+		return -EINVAL;
+	/* The PF has no netdev: its name is its IB device's (vhca0). */
+	if (tb[IFLA_IFNAME] && strcmp(nla_get_string(tb[IFLA_IFNAME]),
+				      pf->dev.name))
+		return -ENODEV;
+	if (!tb[IFLA_VFINFO_LIST])
+		return 0;	/* nothing the PF acts on: a no-op, as rtnl */
+
+	ret = 0;
+	nla_for_each_nested(info, tb[IFLA_VFINFO_LIST], rem) {
+		if (nla_type(info) != IFLA_VF_INFO) {
+			ret = -EINVAL;
+			break;
+		}
+		ret = parse_vf_info(info, &b);
+		if (ret)
+			break;
+	}
+	if (!ret && rem)
+		ret = -EINVAL;	/* trailing bytes: a malformed list */
+	if (!ret) {
+		plan.count = b.count;
+		plan.vfs = b.vfs;
+		ret = vhca_pf_apply_plan(pf, &plan);
+	}
+	free(b.vfs);
+	return ret;
+}
+
+/* ---- serving -------------------------------------------------------------------- */
+
+/* The kernel's answer: NLMSG_ERROR carrying the error and the header. */
+static void send_ack(int fd, const struct nlmsghdr *req, int error)
+{
+	struct {
+		struct nlmsghdr hdr;
+		struct nlmsgerr err;
+	} ack;
+
+	memset(&ack, 0, sizeof(ack));
+	ack.hdr.nlmsg_len = sizeof(ack);
+	ack.hdr.nlmsg_type = NLMSG_ERROR;
+	ack.hdr.nlmsg_flags = error ? NLM_F_CAPPED : 0;
+	ack.hdr.nlmsg_seq = req->nlmsg_seq;
+	ack.err.error = error;
+	ack.err.msg = *req;
+	if (send(fd, &ack, sizeof(ack), MSG_NOSIGNAL) < 0) {
+		/* The requester is gone. */
+	}
+}
+
+static bool peer_is_root(int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	return !getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) &&
+	       cred.uid == 0;
+}
+
+static void handle_record(struct vhca_mgmt *m, int fd, unsigned char *buf,
+			  size_t len, bool root)
+{
+	struct nlmsghdr *nlh = (struct nlmsghdr *)buf;
+	int remaining = (int)len;
+
+	if (!nlmsg_ok(nlh, remaining)) {
+		struct nlmsghdr bad = { .nlmsg_len = (uint32_t)len };
+
+		send_ack(fd, &bad, -EINVAL);
+		return;
+	}
+	for (; nlmsg_ok(nlh, remaining); nlh = nlmsg_next(nlh, &remaining)) {
+		int ret = root ? vhca_mgmt_handle(m->pf, nlh, nlh->nlmsg_len) :
+				 -EPERM;
+
+		if (ret)
+			log_msg("mgmt: request (type %u seq %u) refused: %s",
+				nlh->nlmsg_type, nlh->nlmsg_seq,
+				strerror(-ret));
+		else
+			log_msg("mgmt: request (seq %u) applied",
+				nlh->nlmsg_seq);
+		if (ret || (nlh->nlmsg_flags & NLM_F_ACK))
+			send_ack(fd, nlh, ret);
+	}
+}
+
+/* Serves one connection until it closes or we are stopped. */
+static void serve_conn(struct vhca_mgmt *m, int fd)
+{
+	bool root = peer_is_root(fd);
+	unsigned char *buf = malloc(MGMT_RECORD_MAX);
+
+	if (!buf)
+		return;
+	for (;;) {
+		struct pollfd fds[2] = {
+			{ .fd = fd, .events = POLLIN },
+			{ .fd = m->stop_pipe[0], .events = POLLIN },
+		};
+		ssize_t n;
+
+		/* One client at a time: an idle one is dropped. */
+		int ready = poll(fds, 2, MGMT_IDLE_MS);
+
+		if (ready < 0 && errno == EINTR)
+			continue;
+		if (ready <= 0 || fds[1].revents)
+			break;
+		n = recv(fd, buf, MGMT_RECORD_MAX, MSG_TRUNC);
+		if (n <= 0)
+			break;
+		if (n > MGMT_RECORD_MAX) {
+			struct nlmsghdr *nlh = (struct nlmsghdr *)buf;
+
+			send_ack(fd, nlh, -EMSGSIZE);
+			continue;
+		}
+		handle_record(m, fd, buf, (size_t)n, root);
+	}
+	free(buf);
+}
+
+static void *serve(void *arg)
+{
+	struct vhca_mgmt *m = arg;
+
+	for (;;) {
+		struct pollfd fds[2] = {
+			{ .fd = m->listen_fd, .events = POLLIN },
+			{ .fd = m->stop_pipe[0], .events = POLLIN },
+		};
+		int fd;
+
+		if (poll(fds, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_msg("mgmt: poll: %s", strerror(errno));
+			break;
+		}
+		if (fds[1].revents)
+			break;
+		fd = accept4(m->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			continue;
+		serve_conn(m, fd);
+		close(fd);
+	}
+	return NULL;
+}
+
+int vhca_mgmt_start(struct vhca_mgmt **out, struct vhca_pf *pf,
+		    const char *run_dir)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct vhca_mgmt *m;
+	int ret;
+
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->pf = pf;
+	m->listen_fd = -1;
+	m->stop_pipe[0] = m->stop_pipe[1] = -1;
+	if ((size_t)snprintf(m->path, sizeof(m->path), "%s/" VHCA_MGMT_SOCK_NAME,
+			     run_dir) >= sizeof(addr.sun_path)) {
+		log_msg("mgmt: socket path %s/%s too long", run_dir,
+			VHCA_MGMT_SOCK_NAME);
+		free(m);
+		return -ENAMETOOLONG;
+	}
+	memcpy(addr.sun_path, m->path, strlen(m->path) + 1);
+
+	if (pipe2(m->stop_pipe, O_CLOEXEC))
+		goto err_errno;
+	m->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (m->listen_fd < 0)
+		goto err_errno;
+	unlink(m->path);	/* a stale socket of a dead daemon of ours */
+	/* The run dir is ours; 0600 right after bind, and peers are checked. */
+	if (bind(m->listen_fd, (struct sockaddr *)&addr, sizeof(addr)))
+		goto err_errno;
+	if (chmod(m->path, 0600) || listen(m->listen_fd, 8))
+		goto err_unlink;
+	ret = pthread_create(&m->thread, NULL, serve, m);
+	if (ret) {
+		errno = ret;
+		goto err_unlink;
+	}
+	*out = m;
+	return 0;
+
+err_unlink:
+	unlink(m->path);
+err_errno:
+	ret = -errno;
+	log_msg("mgmt: %s: %s", m->path, strerror(errno));
+	if (m->listen_fd >= 0)
+		close(m->listen_fd);
+	if (m->stop_pipe[0] >= 0) {
+		close(m->stop_pipe[0]);
+		close(m->stop_pipe[1]);
+	}
+	free(m);
+	return ret;
+}
+
+void vhca_mgmt_stop(struct vhca_mgmt *m)
+{
+	if (!m)
+		return;
+	if (write(m->stop_pipe[1], "x", 1) != 1)
+		log_msg("mgmt: cannot stop: %s", strerror(errno));
+	pthread_join(m->thread, NULL);
+	close(m->listen_fd);
+	close(m->stop_pipe[0]);
+	close(m->stop_pipe[1]);
+	unlink(m->path);
+	free(m);
+}
