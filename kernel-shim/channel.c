@@ -298,6 +298,28 @@ static void reap_active_locked(struct vhca_channels *ch)
 	ch->num_active = kept;
 }
 
+int vhca_channels_return(struct vhca_channels *ch,
+			 int (*deliver)(void *arg,
+					const struct vhca_return_channels_resp *),
+			 void *arg)
+{
+	struct vhca_return_channels_resp resp = { 0 };
+	int ret;
+
+	pthread_mutex_lock(&ch->lock);
+	for (unsigned int i = 0; i < ch->pool_len; i++)
+		resp.read_fds[resp.num_fds++] = ch->pool[i].guest_fd;
+	ret = deliver(arg, &resp);
+	if (!ret) {
+		close_pooled(ch->pool, ch->pool_len);
+		ch->pool_len = 0;
+		/* The provider is closing: do not ask it for more. */
+		ch->refill_pending = true;
+	}
+	pthread_mutex_unlock(&ch->lock);
+	return ret;
+}
+
 void vhca_channels_reap(struct vhca_channels *ch)
 {
 	pthread_mutex_lock(&ch->lock);

@@ -129,6 +129,17 @@ vhca_channels_get_comp(struct vhca_channels *ch,
 		       const struct vhca_dma_peer *peer, int guest_fd);
 void vhca_comp_channel_put(struct vhca_comp_channel *chan);
 
+/*
+ * VHCA_CMD_RETURN_CHANNELS: lists the read ends of every pooled channel
+ * never handed out and, once @deliver has written that list to the
+ * guest, forgets them (closing our write ends).  If @deliver fails,
+ * nothing changes.  No refill is asked for afterwards.
+ */
+int vhca_channels_return(struct vhca_channels *ch,
+			 int (*deliver)(void *arg,
+					const struct vhca_return_channels_resp *),
+			 void *arg);
+
 /* Event records in the kernel formats; 0, -EAGAIN (full) or -EPIPE. */
 int vhca_channels_post_async(struct vhca_channels *ch, uint64_t element,
 			     uint32_t event_type);

@@ -40,8 +40,12 @@
 
 #include "cmd.h"
 #include "context.h"
+#include "cq.h"
+#include "engine.h"
 #include "mr.h"
 #include "pf.h"
+#include "qp.h"
+#include "srq.h"
 
 /* Longest write we parse; real commands are a few hundred bytes. */
 #define VHCA_CMD_MAX_LEN (64 * 1024)
@@ -233,12 +237,11 @@ static int cmd_get_context(struct cmd_call *call)
 	ret = write_response(call, &resp, sizeof(resp));
 	if (!ret)
 		ret = write_udata_response(call, &uresp, sizeof(uresp));
-	if (ret) {
+	if (!ret)
+		ret = vhca_ucontext_commit(uctx);
+	if (ret)
 		vhca_ucontext_abort(uctx);
-		return ret;
-	}
-	vhca_ucontext_commit(uctx);
-	return 0;
+	return ret;
 }
 
 static int cmd_query_device(struct cmd_call *call)
@@ -398,6 +401,335 @@ static int cmd_add_channels(struct cmd_call *call)
 		     vhca_channels_add(&call->uctx->channels, call->peer, &req);
 }
 
+/* Data path objects: CQs and QPs */
+
+static int create_cq(struct cmd_call *call,
+		     const struct vhca_cq_create_args *args,
+		     struct ib_uverbs_create_cq_resp *resp)
+{
+	struct vhca_create_cq_resp uresp = { 0 };
+	struct vhca_create_cq_cmd ucmd;
+	struct vhca_cq *cq;
+	int ret;
+
+	ret = read_udata(call, &ucmd, sizeof(ucmd));
+	if (!ret)
+		ret = vhca_cq_create(call->uctx, args, &ucmd, &cq);
+	if (ret)
+		return ret;
+	resp->cq_handle = cq->handle;
+	resp->cqe = cq->cqe_count;
+	uresp.cqn = cq->cqn;
+	ret = write_udata_response(call, &uresp, sizeof(uresp));
+	if (ret)
+		vhca_cq_free(cq);
+	return ret;
+}
+
+static int cmd_create_cq(struct cmd_call *call)
+{
+	struct ib_uverbs_create_cq_resp resp = { 0 };
+	struct ib_uverbs_create_cq req;
+	struct vhca_cq_create_args args;
+	int ret;
+
+	ret = read_request(call, &req, sizeof(req));
+	if (ret)
+		return ret;
+	args = (struct vhca_cq_create_args){
+		.user_handle = req.user_handle,
+		.cqe = req.cqe,
+		.comp_vector = req.comp_vector,
+		.comp_channel = req.comp_channel,
+	};
+	ret = create_cq(call, &args, &resp);
+	if (ret)
+		return ret;
+	ret = write_response(call, &resp, sizeof(resp));
+	if (ret)
+		vhca_cq_destroy(call->uctx, resp.cq_handle, &(struct ib_uverbs_destroy_cq_resp){ 0 });
+	return ret;
+}
+
+static int cmd_ex_create_cq(struct cmd_call *call)
+{
+	struct ib_uverbs_ex_create_cq_resp resp = { 0 };
+	struct ib_uverbs_ex_create_cq req;
+	struct vhca_cq_create_args args;
+	int ret;
+
+	ret = read_request(call, &req, sizeof(req));
+	if (ret)
+		return ret;
+	if (req.comp_mask || req.reserved)
+		return -EINVAL;
+	if (req.flags)
+		return -EOPNOTSUPP;	/* no completion timestamps */
+	args = (struct vhca_cq_create_args){
+		.user_handle = req.user_handle,
+		.cqe = req.cqe,
+		.comp_vector = req.comp_vector,
+		.comp_channel = req.comp_channel,
+	};
+	ret = create_cq(call, &args, &resp.base);
+	if (ret)
+		return ret;
+	resp.response_length = (uint32_t)(call->outlen < sizeof(resp) ?
+						  call->outlen :
+						  sizeof(resp));
+	ret = write_response(call, &resp, sizeof(resp));
+	if (ret)
+		vhca_cq_destroy(call->uctx, resp.base.cq_handle, &(struct ib_uverbs_destroy_cq_resp){ 0 });
+	return ret;
+}
+
+static int cmd_destroy_cq(struct cmd_call *call)
+{
+	struct ib_uverbs_destroy_cq_resp resp = { 0 };
+	struct ib_uverbs_destroy_cq req;
+	int ret;
+
+	ret = read_request(call, &req, sizeof(req));
+	if (!ret)
+		ret = vhca_cq_destroy(call->uctx, req.cq_handle, &resp);
+	/* The CQ is gone either way, as in the kernel. */
+	return ret ? ret : write_response(call, &resp, sizeof(resp));
+}
+
+static int create_qp(struct cmd_call *call,
+		     const struct vhca_qp_create_args *args,
+		     struct ib_uverbs_create_qp_resp *resp)
+{
+	struct vhca_create_qp_resp uresp = { 0 };
+	struct vhca_create_qp_cmd ucmd;
+	int ret;
+
+	ret = read_udata(call, &ucmd, sizeof(ucmd));
+	if (!ret)
+		ret = vhca_qp_create(call->uctx, args, &ucmd, resp);
+	if (ret)
+		return ret;
+	uresp.max_inline_data = resp->max_inline_data;
+	ret = write_udata_response(call, &uresp, sizeof(uresp));
+	if (ret)
+		vhca_qp_destroy(call->uctx, resp->qp_handle,
+				&(struct ib_uverbs_destroy_qp_resp){ 0 });
+	return ret;
+}
+
+static int cmd_create_qp(struct cmd_call *call)
+{
+	struct ib_uverbs_create_qp_resp resp = { 0 };
+	struct vhca_qp_create_args args;
+	struct ib_uverbs_create_qp req;
+	int ret;
+
+	ret = read_request(call, &req, sizeof(req));
+	if (ret)
+		return ret;
+	args = (struct vhca_qp_create_args){
+		.user_handle = req.user_handle,
+		.pd_handle = req.pd_handle,
+		.send_cq_handle = req.send_cq_handle,
+		.recv_cq_handle = req.recv_cq_handle,
+		.srq_handle = req.srq_handle,
+		.max_send_wr = req.max_send_wr,
+		.max_recv_wr = req.max_recv_wr,
+		.max_send_sge = req.max_send_sge,
+		.max_recv_sge = req.max_recv_sge,
+		.max_inline_data = req.max_inline_data,
+		.sq_sig_all = req.sq_sig_all,
+		.qp_type = req.qp_type,
+		.is_srq = req.is_srq,
+	};
+	ret = create_qp(call, &args, &resp);
+	if (ret)
+		return ret;
+	ret = write_response(call, &resp, sizeof(resp));
+	if (ret)
+		vhca_qp_destroy(call->uctx, resp.qp_handle,
+				&(struct ib_uverbs_destroy_qp_resp){ 0 });
+	return ret;
+}
+
+static int cmd_ex_create_qp(struct cmd_call *call)
+{
+	struct ib_uverbs_ex_create_qp_resp resp = { 0 };
+	struct vhca_qp_create_args args;
+	struct ib_uverbs_ex_create_qp req;
+	int ret;
+
+	ret = read_request(call, &req, sizeof(req));
+	if (ret)
+		return ret;
+	if (req.comp_mask & ~(uint32_t)IB_UVERBS_CREATE_QP_MASK_IND_TABLE)
+		return -EINVAL;
+	if (req.comp_mask || req.source_qpn || req.reserved)
+		return -EOPNOTSUPP;
+	args = (struct vhca_qp_create_args){
+		.user_handle = req.user_handle,
+		.pd_handle = req.pd_handle,
+		.send_cq_handle = req.send_cq_handle,
+		.recv_cq_handle = req.recv_cq_handle,
+		.srq_handle = req.srq_handle,
+		.max_send_wr = req.max_send_wr,
+		.max_recv_wr = req.max_recv_wr,
+		.max_send_sge = req.max_send_sge,
+		.max_recv_sge = req.max_recv_sge,
+		.max_inline_data = req.max_inline_data,
+		.sq_sig_all = req.sq_sig_all,
+		.qp_type = req.qp_type,
+		.is_srq = req.is_srq,
+		.create_flags = req.create_flags,
+	};
+	ret = create_qp(call, &args, &resp.base);
+	if (ret)
+		return ret;
+	resp.response_length = (uint32_t)(call->outlen < sizeof(resp) ?
+						  call->outlen :
+						  sizeof(resp));
+	ret = write_response(call, &resp, sizeof(resp));
+	if (ret)
+		vhca_qp_destroy(call->uctx, resp.base.qp_handle,
+				&(struct ib_uverbs_destroy_qp_resp){ 0 });
+	return ret;
+}
+
+static int cmd_destroy_qp(struct cmd_call *call)
+{
+	struct ib_uverbs_destroy_qp_resp resp = { 0 };
+	struct ib_uverbs_destroy_qp req;
+	int ret;
+
+	ret = read_request(call, &req, sizeof(req));
+	if (!ret)
+		ret = vhca_qp_destroy(call->uctx, req.qp_handle, &resp);
+	return ret ? ret : write_response(call, &resp, sizeof(resp));
+}
+
+static int cmd_modify_qp(struct cmd_call *call)
+{
+	struct ib_uverbs_modify_qp req;
+	int ret;
+
+	ret = read_request(call, &req, sizeof(req));
+	if (ret)
+		return ret;
+	/* Attributes from IBV_QP_RATE_LIMIT on need the extended command. */
+	if (req.attr_mask & ~((uint32_t)IBV_QP_RATE_LIMIT - 1))
+		return -EOPNOTSUPP;
+	return vhca_qp_modify(call->uctx, &req);
+}
+
+static int cmd_ex_modify_qp(struct cmd_call *call)
+{
+	struct ib_uverbs_ex_modify_qp_resp resp = { 0 };
+	struct ib_uverbs_ex_modify_qp req;
+	int ret;
+
+	ret = read_request(call, &req, sizeof(req));
+	if (ret)
+		return ret;
+	if (req.reserved)
+		return -EINVAL;
+	if (req.base.attr_mask & ~((uint32_t)IBV_QP_RATE_LIMIT - 1))
+		return -EOPNOTSUPP;	/* no rate limits */
+	ret = vhca_qp_modify(call->uctx, &req.base);
+	if (ret || !call->out)
+		return ret;
+	resp.response_length = (uint32_t)(call->outlen < sizeof(resp) ?
+						  call->outlen :
+						  sizeof(resp));
+	return write_response(call, &resp, sizeof(resp));
+}
+
+static int cmd_query_qp(struct cmd_call *call)
+{
+	struct ib_uverbs_query_qp_resp resp;
+	struct ib_uverbs_query_qp req;
+	int ret;
+
+	ret = read_request(call, &req, sizeof(req));
+	if (!ret)
+		ret = vhca_qp_query(call->uctx, req.qp_handle, &resp);
+	return ret ? ret : write_response(call, &resp, sizeof(resp));
+}
+
+static int cmd_create_srq(struct cmd_call *call)
+{
+	struct ib_uverbs_create_srq_resp resp = { 0 };
+	struct vhca_create_srq_resp uresp = { 0 };
+	struct vhca_create_srq_cmd ucmd;
+	struct ib_uverbs_create_srq req;
+	int ret;
+
+	ret = read_request(call, &req, sizeof(req));
+	if (!ret)
+		ret = read_udata(call, &ucmd, sizeof(ucmd));
+	if (!ret)
+		ret = vhca_srq_create(call->uctx, &req, &ucmd, &resp);
+	if (ret)
+		return ret;
+	uresp.srqn = resp.srqn;
+	ret = write_response(call, &resp, sizeof(resp));
+	if (!ret)
+		ret = write_udata_response(call, &uresp, sizeof(uresp));
+	if (ret)
+		vhca_srq_destroy(call->uctx, resp.srq_handle,
+				 &(struct ib_uverbs_destroy_srq_resp){ 0 });
+	return ret;
+}
+
+static int cmd_modify_srq(struct cmd_call *call)
+{
+	struct ib_uverbs_modify_srq req;
+	int ret;
+
+	ret = read_request(call, &req, sizeof(req));
+	return ret ? ret : vhca_srq_modify(call->uctx, &req);
+}
+
+static int cmd_query_srq(struct cmd_call *call)
+{
+	struct ib_uverbs_query_srq_resp resp;
+	struct ib_uverbs_query_srq req;
+	int ret;
+
+	ret = read_request(call, &req, sizeof(req));
+	if (!ret)
+		ret = vhca_srq_query(call->uctx, req.srq_handle, &resp);
+	return ret ? ret : write_response(call, &resp, sizeof(resp));
+}
+
+static int cmd_destroy_srq(struct cmd_call *call)
+{
+	struct ib_uverbs_destroy_srq_resp resp = { 0 };
+	struct ib_uverbs_destroy_srq req;
+	int ret;
+
+	ret = read_request(call, &req, sizeof(req));
+	if (!ret)
+		ret = vhca_srq_destroy(call->uctx, req.srq_handle, &resp);
+	return ret ? ret : write_response(call, &resp, sizeof(resp));
+}
+
+static int deliver_returned(void *arg,
+			    const struct vhca_return_channels_resp *resp)
+{
+	return write_response(arg, resp, sizeof(*resp));
+}
+
+static int cmd_return_channels(struct cmd_call *call)
+{
+	struct vhca_return_channels_cmd req;
+	int ret;
+
+	ret = read_request(call, &req, sizeof(req));
+	return ret ? ret :
+		     vhca_channels_return(&call->uctx->channels,
+					  deliver_returned, call);
+}
+
 /* The command table */
 
 #define LEGACY(_name, _handler, _req, _resp, _flags)                          \
@@ -440,6 +772,50 @@ static const struct cmd_method write_methods[NUM_METHODS] = {
 		       struct ib_uverbs_create_comp_channel,
 		       sizeof(struct ib_uverbs_create_comp_channel_resp),
 		       CMD_HAS_RESP | CMD_CHANNELS),
+	[IB_USER_VERBS_CMD_CREATE_CQ] =
+		LEGACY("CREATE_CQ", cmd_create_cq, struct ib_uverbs_create_cq,
+		       sizeof(struct ib_uverbs_create_cq_resp),
+		       CMD_HAS_UDATA | CMD_HAS_RESP),
+	[IB_USER_VERBS_CMD_DESTROY_CQ] =
+		LEGACY("DESTROY_CQ", cmd_destroy_cq,
+		       struct ib_uverbs_destroy_cq,
+		       sizeof(struct ib_uverbs_destroy_cq_resp), CMD_HAS_RESP),
+	[IB_USER_VERBS_CMD_CREATE_QP] =
+		LEGACY("CREATE_QP", cmd_create_qp, struct ib_uverbs_create_qp,
+		       sizeof(struct ib_uverbs_create_qp_resp),
+		       CMD_HAS_UDATA | CMD_HAS_RESP),
+	[IB_USER_VERBS_CMD_QUERY_QP] =
+		LEGACY("QUERY_QP", cmd_query_qp, struct ib_uverbs_query_qp,
+		       sizeof(struct ib_uverbs_query_qp_resp),
+		       CMD_HAS_UDATA | CMD_HAS_RESP),
+	[IB_USER_VERBS_CMD_MODIFY_QP] =
+		LEGACY("MODIFY_QP", cmd_modify_qp, struct ib_uverbs_modify_qp,
+		       0, CMD_HAS_UDATA),
+	[IB_USER_VERBS_CMD_DESTROY_QP] =
+		LEGACY("DESTROY_QP", cmd_destroy_qp,
+		       struct ib_uverbs_destroy_qp,
+		       sizeof(struct ib_uverbs_destroy_qp_resp), CMD_HAS_RESP),
+	[IB_USER_VERBS_CMD_CREATE_SRQ] =
+		LEGACY("CREATE_SRQ", cmd_create_srq,
+		       struct ib_uverbs_create_srq,
+		       sizeof(struct ib_uverbs_create_srq_resp),
+		       CMD_HAS_UDATA | CMD_HAS_RESP),
+	[IB_USER_VERBS_CMD_MODIFY_SRQ] =
+		LEGACY("MODIFY_SRQ", cmd_modify_srq,
+		       struct ib_uverbs_modify_srq, 0, CMD_HAS_UDATA),
+	[IB_USER_VERBS_CMD_QUERY_SRQ] =
+		LEGACY("QUERY_SRQ", cmd_query_srq, struct ib_uverbs_query_srq,
+		       sizeof(struct ib_uverbs_query_srq_resp),
+		       CMD_HAS_UDATA | CMD_HAS_RESP),
+	[IB_USER_VERBS_CMD_DESTROY_SRQ] =
+		LEGACY("DESTROY_SRQ", cmd_destroy_srq,
+		       struct ib_uverbs_destroy_srq,
+		       sizeof(struct ib_uverbs_destroy_srq_resp), CMD_HAS_RESP),
+	[VHCA_CMD_RETURN_CHANNELS] =
+		LEGACY("RETURN_CHANNELS", cmd_return_channels,
+		       struct vhca_return_channels_cmd,
+		       sizeof(struct vhca_return_channels_resp),
+		       CMD_HAS_RESP | CMD_CHANNELS),
 	[VHCA_CMD_ADD_CHANNELS] =
 		LEGACY("ADD_CHANNELS", cmd_add_channels,
 		       struct vhca_add_channels_cmd, 0,
@@ -454,6 +830,26 @@ static const struct cmd_method write_ex_methods[NUM_METHODS] = {
 					reserved),
 		.resp_size = offsetofend(struct ib_uverbs_ex_query_device_resp,
 					 response_length),
+	},
+	[IB_USER_VERBS_EX_CMD_CREATE_CQ] = {
+		.name = "EX_CREATE_CQ",
+		.handler = cmd_ex_create_cq,
+		.req_size = offsetofend(struct ib_uverbs_ex_create_cq,
+					comp_channel),
+		.resp_size = sizeof(struct ib_uverbs_create_cq_resp),
+	},
+	[IB_USER_VERBS_EX_CMD_CREATE_QP] = {
+		.name = "EX_CREATE_QP",
+		.handler = cmd_ex_create_qp,
+		.req_size = offsetofend(struct ib_uverbs_ex_create_qp,
+					comp_mask),
+		.resp_size = sizeof(struct ib_uverbs_create_qp_resp),
+	},
+	[IB_USER_VERBS_EX_CMD_MODIFY_QP] = {
+		.name = "EX_MODIFY_QP",
+		.handler = cmd_ex_modify_qp,
+		.req_size = sizeof(struct ib_uverbs_modify_qp),
+		.resp_size = 0,	/* the response is optional */
 	},
 };
 
@@ -591,8 +987,20 @@ static int run(struct vhca_ucontext *uctx, const struct cmd_method *m,
 
 	pthread_mutex_lock(&uctx->lock);
 	ret = admit(uctx, m, call);
-	if (!ret && !(m->flags & CMD_CHANNELS))
+	if (!ret && !(m->flags & CMD_CHANNELS)) {
+		/*
+		 * The engine reads this context's objects and handle table
+		 * between its batches: change them only then.  GET_CONTEXT
+		 * registers with the engine itself.
+		 */
+		bool engine = !(m->flags & CMD_CREATES_CONTEXT);
+
+		if (engine)
+			vhca_engine_lock();
 		ret = m->handler(call);
+		if (engine)
+			vhca_engine_unlock();
+	}
 	pthread_mutex_unlock(&uctx->lock);
 
 	/*

@@ -5,11 +5,16 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <infiniband/verbs.h>
 
 #include "context.h"
+#include "cq.h"
+#include "engine.h"
 #include "mr.h"
+#include "qp.h"
+#include "srq.h"
 
 const struct vhca_limits vhca_limits = {
 	.max_mr_size = 1ULL << 40,
@@ -84,6 +89,7 @@ struct vhca_ucontext *vhca_ucontext_alloc(struct vhca_dev *dev)
 		return NULL;
 	uctx->dev = dev;
 	uctx->objs.free_head = VHCA_NO_HANDLE;
+	uctx->wake_fd = -1;
 	ret = pthread_mutex_init(&uctx->lock, NULL);
 	if (ret)
 		goto err_free;
@@ -116,18 +122,50 @@ static void destroy_objects_of(struct vhca_ucontext *uctx,
 	for (uint32_t h = 0; h < t->used; h++) {
 		if (t->slots[h].type != type)
 			continue;
-		if (type == VHCA_OBJ_MR)
+		switch (type) {
+		case VHCA_OBJ_QP:
+			vhca_qp_free(t->slots[h].obj);
+			break;
+		case VHCA_OBJ_CQ:
+			vhca_cq_free(t->slots[h].obj);
+			break;
+		case VHCA_OBJ_SRQ:
+			vhca_srq_free(t->slots[h].obj);
+			break;
+		case VHCA_OBJ_MR:
 			vhca_mr_destroy(uctx, t->slots[h].obj);
-		else
+			break;
+		default:
 			pd_destroy(uctx, t->slots[h].obj);
+			break;
+		}
 	}
+}
+
+static void drop_data_path(struct vhca_ucontext *uctx)
+{
+	vhca_qmem_unmap(&uctx->ctx_qmem);
+	uctx->ctx_page = NULL;
+	if (uctx->wake_fd >= 0)
+		close(uctx->wake_fd);
+	uctx->wake_fd = -1;
 }
 
 void vhca_ucontext_free(struct vhca_ucontext *uctx)
 {
-	/* MRs hold their PD busy: they go first, as in the kernel. */
+	/*
+	 * Under the engine lock: the engine must not be inside one of our
+	 * QPs.  QPs hold CQs, SRQs and PDs busy, MRs hold PDs: users first.
+	 */
+	vhca_engine_lock();
+	vhca_engine_remove_context(uctx);
+	destroy_objects_of(uctx, VHCA_OBJ_QP);
+	destroy_objects_of(uctx, VHCA_OBJ_SRQ);
+	destroy_objects_of(uctx, VHCA_OBJ_CQ);
 	destroy_objects_of(uctx, VHCA_OBJ_MR);
 	destroy_objects_of(uctx, VHCA_OBJ_PD);
+	drop_data_path(uctx);
+	vhca_engine_unlock();
 	vhca_channels_fini(&uctx->channels);
 	if (uctx->initialised)
 		vhca_stats_release(&uctx->dev->stats.contexts);
@@ -135,6 +173,36 @@ void vhca_ucontext_free(struct vhca_ucontext *uctx)
 	free(uctx->objs.slots);
 	pthread_mutex_destroy(&uctx->lock);
 	free(uctx);
+}
+
+/*
+ * The doorbell page and wake eventfd.  Both fds equal (a provider that
+ * predates the data path leaves both 0; -1/-1 says "none" explicitly)
+ * means a context without a data path: CQ/QP creation is EOPNOTSUPP.
+ */
+static int take_data_path(struct vhca_ucontext *uctx,
+			  const struct vhca_alloc_ucontext_cmd *cmd)
+{
+	int ret;
+
+	if (cmd->ctx_page_fd == cmd->wake_fd)
+		return 0;
+	ret = vhca_qmem_map(&uctx->ctx_qmem, uctx->peer, cmd->ctx_page_fd,
+			    sizeof(struct vhca_ctx_page));
+	if (ret)
+		return ret;
+	uctx->ctx_page = (struct vhca_ctx_page *)uctx->ctx_qmem.base;
+	uctx->wake_fd = vhca_dma_take_eventfd(uctx->peer, cmd->wake_fd);
+	if (uctx->wake_fd < 0) {
+		ret = uctx->wake_fd;
+		uctx->wake_fd = -1;
+		drop_data_path(uctx);
+		return ret;
+	}
+	/* The FIFO starts wherever the provider has it. */
+	uctx->fifo_tail = atomic_load(
+		(_Atomic uint32_t *)&uctx->ctx_page->fifo_tail);
+	return 0;
 }
 
 int vhca_ucontext_prepare(struct vhca_ucontext *uctx, pid_t caller_tid,
@@ -152,19 +220,36 @@ int vhca_ucontext_prepare(struct vhca_ucontext *uctx, pid_t caller_tid,
 		return ret;
 	}
 	uctx->peer = peer;
-	return 0;
+	ret = take_data_path(uctx, cmd);
+	if (ret) {
+		vhca_channels_reset(&uctx->channels);
+		vhca_dma_peer_put(peer);
+		uctx->peer = NULL;
+	}
+	return ret;
 }
 
-void vhca_ucontext_commit(struct vhca_ucontext *uctx)
+int vhca_ucontext_commit(struct vhca_ucontext *uctx)
 {
+	if (uctx->ctx_page) {
+		int ret;
+
+		vhca_engine_lock();
+		ret = vhca_engine_add_context(uctx);
+		vhca_engine_unlock();
+		if (ret)
+			return ret;
+	}
 	uctx->initialised = true;
 	atomic_fetch_add(&uctx->dev->stats.contexts, 1);
 	/* Only a live context asks the provider for pipes. */
 	vhca_channels_check_low(&uctx->channels);
+	return 0;
 }
 
 void vhca_ucontext_abort(struct vhca_ucontext *uctx)
 {
+	drop_data_path(uctx);
 	vhca_channels_reset(&uctx->channels);
 	vhca_dma_peer_put(uctx->peer);
 	uctx->peer = NULL;
@@ -283,7 +368,7 @@ int vhca_pd_dealloc(struct vhca_ucontext *uctx, uint32_t handle)
 
 	if (!pd)
 		return -EINVAL;
-	if (pd->num_mrs)
+	if (pd->num_mrs || pd->num_qps)
 		return -EBUSY;	/* uverbs_free_pd(): pd->usecnt */
 	pd_destroy(uctx, pd);
 	return 0;

@@ -22,6 +22,7 @@
 #include "channel.h"
 #include "dma.h"
 #include "pf.h"
+#include "qmem.h"
 
 /*
  * What the device claims and enforces, in one place: QUERY_DEVICE and
@@ -75,6 +76,9 @@ enum vhca_obj_type {
 	VHCA_OBJ_FREE = 0,
 	VHCA_OBJ_PD,
 	VHCA_OBJ_MR,
+	VHCA_OBJ_CQ,
+	VHCA_OBJ_QP,
+	VHCA_OBJ_SRQ,
 };
 
 /* Handle table: a handle is an index; free slots chain through next_free. */
@@ -97,6 +101,7 @@ struct vhca_pd {
 	uint64_t pdn;		/* unique PD number, for the engine */
 	uint32_t handle;
 	unsigned int num_mrs;	/* DEALLOC_PD is EBUSY while nonzero */
+	unsigned int num_qps;	/* likewise (QPs and SRQs on it) */
 };
 
 struct vhca_ucontext {
@@ -106,6 +111,16 @@ struct vhca_ucontext {
 	struct vhca_dma_peer *peer;	/* the owner, once initialised */
 	struct vhca_obj_table objs;
 	struct vhca_channels channels;
+	/*
+	 * Data path (queue.h), when GET_CONTEXT supplied it: the doorbell
+	 * page and the wake eventfd (daemon-side fd), -1 without.
+	 */
+	struct vhca_qmem ctx_qmem;
+	struct vhca_ctx_page *ctx_page;
+	int wake_fd;
+	uint32_t fifo_tail;		/* our copy: the page's is advisory */
+	bool in_engine;			/* registered with the engine */
+	bool owner_dead;		/* engine saw the pidfd fire */
 };
 
 /* A new, uninitialised context of @dev; NULL with errno set. */
@@ -116,11 +131,12 @@ void vhca_ucontext_free(struct vhca_ucontext *uctx);
 /*
  * GET_CONTEXT in three steps, so the response can be written between
  * them: bind the caller's process and take its fds (prepare), then make
- * it live (commit) or drop everything (abort).  Caller holds uctx->lock.
+ * it live (commit; may fail with -ENOMEM, then abort) or drop everything
+ * (abort).  Caller holds uctx->lock.
  */
 int vhca_ucontext_prepare(struct vhca_ucontext *uctx, pid_t caller_tid,
 			  const struct vhca_alloc_ucontext_cmd *cmd);
-void vhca_ucontext_commit(struct vhca_ucontext *uctx);
+int vhca_ucontext_commit(struct vhca_ucontext *uctx);
 void vhca_ucontext_abort(struct vhca_ucontext *uctx);
 
 /*

@@ -430,3 +430,57 @@ int vhca_dma_pipe_reader_id(const struct vhca_dma_peer *peer, int guest_fd,
 		return -ESRCH;
 	return ret;
 }
+
+int vhca_dma_peer_pidfd(const struct vhca_dma_peer *peer)
+{
+	return peer->pidfd;
+}
+
+/* A taken fd passed @check, and the peer was alive throughout. */
+static int keep_if(const struct vhca_dma_peer *peer, int fd, int check)
+{
+	if (!check && !vhca_dma_peer_alive(peer))
+		check = -ESRCH;
+	if (check) {
+		close(fd);
+		return check;
+	}
+	return fd;
+}
+
+int vhca_dma_take_memfd(const struct vhca_dma_peer *peer, int guest_fd,
+			uint64_t min_size)
+{
+	const int needed = F_SEAL_SHRINK | F_SEAL_GROW;
+	struct stat st;
+	int fd, seals;
+
+	fd = take_fd(peer, guest_fd);
+	if (fd < 0)
+		return fd;
+	/* Only memfds (and hugetlbfs/shmem files made sealable) answer. */
+	seals = fcntl(fd, F_GET_SEALS);
+	if (seals < 0 || (seals & needed) != needed || fstat(fd, &st) ||
+	    !S_ISREG(st.st_mode) || st.st_size < 0 ||
+	    (uint64_t)st.st_size < min_size)
+		return keep_if(peer, fd, -EINVAL);
+	return keep_if(peer, fd, 0);
+}
+
+int vhca_dma_take_eventfd(const struct vhca_dma_peer *peer, int guest_fd)
+{
+	char path[64], link[64];
+	ssize_t n;
+	int fd;
+
+	fd = take_fd(peer, guest_fd);
+	if (fd < 0)
+		return fd;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0)
+		return keep_if(peer, fd, -EINVAL);
+	link[n] = 0;
+	return keep_if(peer, fd,
+		       strcmp(link, "anon_inode:[eventfd]") ? -EINVAL : 0);
+}

@@ -101,4 +101,19 @@ int vhca_dma_take_pipe_writer(const struct vhca_dma_peer *peer, int guest_fd,
 int vhca_dma_pipe_reader_id(const struct vhca_dma_peer *peer, int guest_fd,
 			    struct vhca_pipe_id *id);
 
+/*
+ * Takes a sealed memfd from the peer for shared queue memory: it must be
+ * a memfd (F_GET_SEALS works) sealed with F_SEAL_SHRINK | F_SEAL_GROW, so
+ * its size can never change under our mapping, and at least @min_size
+ * bytes long.  Returns a daemon-side fd, or -EINVAL for anything else.
+ */
+int vhca_dma_take_memfd(const struct vhca_dma_peer *peer, int guest_fd,
+			uint64_t min_size);
+
+/* Takes an eventfd from the peer; -EINVAL if @guest_fd is not one. */
+int vhca_dma_take_eventfd(const struct vhca_dma_peer *peer, int guest_fd);
+
+/* The peer's pidfd: polls readable once the process has exited. */
+int vhca_dma_peer_pidfd(const struct vhca_dma_peer *peer);
+
 #endif /* VHCA_DMA_H */

@@ -27,6 +27,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "engine.h"
+#include "mgmt.h"
 #include "pf.h"
 #include "rundir.h"
 #include "sysfs.h"
@@ -46,11 +48,14 @@ struct options {
 	bool total_vfs_given;
 	bool foreground;
 	bool stop;
+	enum vhca_engine_policy engine;	/* --engine, default adaptive */
+	int engine_rt_priority;		/* --engine-rt N: SCHED_FIFO */
 };
 
 struct daemon {
 	struct vhca_rundir *rd;
 	struct vhca_sysfs *fs;
+	struct vhca_mgmt *mgmt;		/* DIR/mgmt.sock (mgmt.h) */
 	bool pf_created;
 	bool detached;
 	pthread_t main_thread;
@@ -75,6 +80,8 @@ static void usage(FILE *out)
 		"  --total-vfs N   sriov_totalvfs, 0..%d (default %d)\n"
 		"  --foreground    do not detach; log to stderr\n"
 		"  --stop          stop the daemon that owns DIR and wait until it has exited\n"
+		"  --engine P      data-path engine: adaptive (default), poll, event\n"
+		"  --engine-rt N   run the engine SCHED_FIFO at priority N (root)\n"
 		"  --help          this text\n",
 		VHCA_MAX_VFS, VHCA_MAX_VFS);
 }
@@ -139,13 +146,15 @@ static int check_options(struct options *opt)
 static int parse_args(int argc, char **argv, struct options *opt)
 {
 	enum { OPT_RUN_DIR = 256, OPT_NUM_VFS, OPT_TOTAL_VFS, OPT_FOREGROUND,
-	       OPT_STOP };
+	       OPT_STOP, OPT_ENGINE, OPT_ENGINE_RT };
 	static const struct option long_options[] = {
 		{ "run-dir", required_argument, NULL, OPT_RUN_DIR },
 		{ "num-vfs", required_argument, NULL, OPT_NUM_VFS },
 		{ "total-vfs", required_argument, NULL, OPT_TOTAL_VFS },
 		{ "foreground", no_argument, NULL, OPT_FOREGROUND },
 		{ "stop", no_argument, NULL, OPT_STOP },
+		{ "engine", required_argument, NULL, OPT_ENGINE },
+		{ "engine-rt", required_argument, NULL, OPT_ENGINE_RT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -180,6 +189,20 @@ static int parse_args(int argc, char **argv, struct options *opt)
 		case OPT_STOP:
 			opt->stop = true;
 			break;
+		case OPT_ENGINE:
+			if (vhca_engine_parse_policy(optarg, &opt->engine))
+				return option_error("bad --engine '%s'",
+						    optarg);
+			break;
+		case OPT_ENGINE_RT: {
+			unsigned int prio;
+
+			if (!parse_count(optarg, 99, &prio) || !prio)
+				return option_error("bad --engine-rt '%s'",
+						    optarg);
+			opt->engine_rt_priority = (int)prio;
+			break;
+		}
 		case 'h':
 			usage(stdout);
 			return EXIT_SUCCESS;
@@ -311,6 +334,20 @@ static void on_ready(void *arg)
 	report_startup(d, EXIT_SUCCESS);
 }
 
+/* Provisioning changes (pf.c), under pf.lock: logged for now. */
+static void on_dev_changed(void *arg, struct vhca_dev *dev,
+			   enum vhca_change what)
+{
+	static const char *const names[] = {
+		[VHCA_CHANGE_GID] = "GID_CHANGE",
+		[VHCA_CHANGE_PKEY] = "PKEY_CHANGE",
+		[VHCA_CHANGE_PORT_ACTIVE] = "PORT_ACTIVE",
+		[VHCA_CHANGE_PORT_ERR] = "PORT_ERR",
+	};
+
+	log_msg("%s: %s", dev->name, names[what]);
+}
+
 static void on_stopped(void *arg)
 {
 	struct daemon *d = arg;
@@ -328,6 +365,7 @@ static int start_up(struct daemon *d, const struct options *opt)
 	struct vhca_pf_hooks hooks = {
 		.claim_uverbs = vhca_rundir_claim_uverbs,
 		.release_uverbs = vhca_rundir_release_uverbs,
+		.dev_changed = on_dev_changed,
 	};
 	int ret;
 
@@ -357,7 +395,14 @@ static int start_up(struct daemon *d, const struct options *opt)
 			       &events);
 	if (ret)
 		return ret;
-	return vhca_sysfs_start(d->fs);
+	/* The engine runs before any guest can open a command file. */
+	ret = vhca_engine_start(opt->engine, opt->engine_rt_priority);
+	if (ret)
+		return ret;
+	ret = vhca_sysfs_start(d->fs);
+	if (ret)
+		return ret;
+	return vhca_mgmt_start(&d->mgmt, &pf, vhca_rundir_path(d->rd));
 }
 
 /* Undoes whatever start_up() got done, in reverse. */
@@ -366,8 +411,10 @@ static void shut_down(struct daemon *d)
 	/* Withdraw "ready" first: nobody should start using us now. */
 	if (d->rd)
 		vhca_rundir_clear_ready(d->rd);
+	vhca_mgmt_stop(d->mgmt);
 	if (d->fs)
 		vhca_sysfs_unmount(d->fs);
+	vhca_engine_stop();
 	if (d->pf_created)
 		vhca_pf_fini(&pf);
 	if (d->rd)

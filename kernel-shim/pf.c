@@ -281,3 +281,292 @@ int vhca_pf_for_each_dev(struct vhca_pf *pf,
 		ret = fn(pf->vfs[i], arg);
 	return ret;
 }
+
+/* ---- provisioning ---------------------------------------------------------------- */
+
+const char *vhca_policy_name(enum vhca_vf_policy policy)
+{
+	switch (policy) {
+	case VHCA_POLICY_DOWN: return "Down";
+	case VHCA_POLICY_UP: return "Up";
+	case VHCA_POLICY_FOLLOW: return "Follow";
+	}
+	return NULL;
+}
+
+int vhca_policy_parse(const char *name, size_t len, enum vhca_vf_policy *out)
+{
+	static const enum vhca_vf_policy all[] = {
+		VHCA_POLICY_DOWN, VHCA_POLICY_UP, VHCA_POLICY_FOLLOW,
+	};
+
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		const char *text = vhca_policy_name(all[i]);
+
+		if (strlen(text) == len && !memcmp(text, name, len)) {
+			*out = all[i];
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static const char *const counter_names[VHCA_CNT_MAX] = {
+	[VHCA_CNT_XMIT_DATA] = "port_xmit_data",
+	[VHCA_CNT_RCV_DATA] = "port_rcv_data",
+	[VHCA_CNT_XMIT_PACKETS] = "port_xmit_packets",
+	[VHCA_CNT_RCV_PACKETS] = "port_rcv_packets",
+	[VHCA_CNT_RCV_CONSTRAINT_ERRORS] = "port_rcv_constraint_errors",
+	[VHCA_CNT_XMIT_CONSTRAINT_ERRORS] = "port_xmit_constraint_errors",
+	[VHCA_CNT_QKEY_VIOLATIONS] = "qkey_violations",
+};
+
+const char *vhca_counter_name(enum vhca_counter counter)
+{
+	return (unsigned int)counter < VHCA_CNT_MAX ? counter_names[counter] :
+						      NULL;
+}
+
+int vhca_counter_by_name(const char *name)
+{
+	for (int i = 0; i < VHCA_CNT_MAX; i++)
+		if (!strcmp(counter_names[i], name))
+			return i;
+	return -1;
+}
+
+/* What provisioning may change on a VF. */
+struct vf_shadow {
+	uint64_t node_guid;
+	uint64_t port_guid;
+	enum vhca_vf_policy policy;
+	uint16_t pkeys[VHCA_PKEY_TABLE_LEN];
+};
+
+static bool guid_valid(uint64_t guid)
+{
+	return guid != 0 && guid != UINT64_MAX;
+}
+
+/* 0 = empty; otherwise a partition number (low 15 bits) is needed. */
+static bool pkey_valid(uint16_t pkey)
+{
+	return pkey == 0 || (pkey & 0x7fff) != 0;
+}
+
+static bool pkey_table_valid(const uint16_t *pkeys)
+{
+	for (unsigned int i = 0; i < VHCA_PKEY_TABLE_LEN; i++) {
+		if (!pkey_valid(pkeys[i]))
+			return false;
+		if (!pkeys[i])
+			continue;
+		for (unsigned int j = 0; j < i; j++)
+			if (pkeys[j] && (pkeys[j] & 0x7fff) ==
+					(pkeys[i] & 0x7fff))
+				return false;
+	}
+	return true;
+}
+
+/* Is guid the node or port GUID of the PF or of a VF other than self? */
+static bool guid_taken(const struct vhca_pf *pf, const struct vf_shadow *vfs,
+		       unsigned int self, uint64_t guid)
+{
+	if (pf->dev.node_guid == guid || pf->dev.port_guid == guid)
+		return true;
+	for (unsigned int i = 0; i < pf->num_vfs; i++)
+		if (i != self && (vfs[i].node_guid == guid ||
+				  vfs[i].port_guid == guid))
+			return true;
+	return false;
+}
+
+static int validate_shadow(const struct vhca_pf *pf,
+			   const struct vf_shadow *vfs)
+{
+	for (unsigned int i = 0; i < pf->num_vfs; i++) {
+		const struct vf_shadow *s = &vfs[i];
+
+		if (!guid_valid(s->node_guid) || !guid_valid(s->port_guid))
+			return -EINVAL;
+		if (guid_taken(pf, vfs, i, s->node_guid) ||
+		    guid_taken(pf, vfs, i, s->port_guid))
+			return -EINVAL;
+		if (s->policy != VHCA_POLICY_DOWN &&
+		    s->policy != VHCA_POLICY_UP &&
+		    s->policy != VHCA_POLICY_FOLLOW)
+			return -EINVAL;
+		if (!pkey_table_valid(s->pkeys))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+static void notify(struct vhca_pf *pf, struct vhca_dev *dev,
+		   enum vhca_change what)
+{
+	if (pf->hooks.dev_changed)
+		pf->hooks.dev_changed(pf->hooks.arg, dev, what);
+}
+
+/* The port state a policy gives a VF: Follow copies the PF's port. */
+static void apply_policy(struct vhca_pf *pf, struct vhca_dev *vf)
+{
+	switch (vf->policy) {
+	case VHCA_POLICY_DOWN:
+		vf->port.state = IBV_PORT_DOWN;
+		vf->port.phys_state = 3;	/* Disabled */
+		break;
+	case VHCA_POLICY_UP:
+		vf->port.state = IBV_PORT_ACTIVE;
+		vf->port.phys_state = 5;	/* LinkUp */
+		break;
+	case VHCA_POLICY_FOLLOW:
+		vf->port.state = pf->dev.port.state;
+		vf->port.phys_state = pf->dev.port.phys_state;
+		break;
+	}
+}
+
+/* Makes VF i look like its shadow and tells the hook what changed. */
+static void commit_vf(struct vhca_pf *pf, struct vhca_dev *vf,
+		      const struct vf_shadow *s)
+{
+	bool was_active = vf->port.state == IBV_PORT_ACTIVE;
+	bool gid_changed = vf->port_guid != s->port_guid;
+	bool pkeys_changed = memcmp(vf->port.pkeys, s->pkeys,
+				    sizeof(s->pkeys)) != 0;
+	bool is_active;
+
+	vf->node_guid = s->node_guid;
+	vf->port_guid = s->port_guid;
+	vf->policy = s->policy;
+	memcpy(vf->port.pkeys, s->pkeys, sizeof(s->pkeys));
+	apply_policy(pf, vf);
+	is_active = vf->port.state == IBV_PORT_ACTIVE;
+
+	if (gid_changed)
+		notify(pf, vf, VHCA_CHANGE_GID);
+	if (pkeys_changed)
+		notify(pf, vf, VHCA_CHANGE_PKEY);
+	if (is_active && !was_active)
+		notify(pf, vf, VHCA_CHANGE_PORT_ACTIVE);
+	if (!is_active && was_active)
+		notify(pf, vf, VHCA_CHANGE_PORT_ERR);
+}
+
+/* Caller holds pf->lock exclusive. */
+static int apply_plan_locked(struct vhca_pf *pf, const struct vhca_plan *plan)
+{
+	struct vf_shadow *vfs;
+	int ret;
+
+	for (unsigned int i = 0; i < plan->count; i++)
+		if (plan->vfs[i].vf >= pf->num_vfs)
+			return -ENODEV;
+
+	vfs = calloc(pf->num_vfs ? pf->num_vfs : 1, sizeof(*vfs));
+	if (!vfs)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < pf->num_vfs; i++) {
+		const struct vhca_dev *vf = pf->vfs[i];
+
+		vfs[i].node_guid = vf->node_guid;
+		vfs[i].port_guid = vf->port_guid;
+		vfs[i].policy = vf->policy;
+		memcpy(vfs[i].pkeys, vf->port.pkeys, sizeof(vfs[i].pkeys));
+	}
+	for (unsigned int i = 0; i < plan->count; i++) {
+		const struct vhca_vf_plan *p = &plan->vfs[i];
+		struct vf_shadow *s = &vfs[p->vf];
+
+		if (p->set & VHCA_PLAN_NODE_GUID)
+			s->node_guid = p->node_guid;
+		if (p->set & VHCA_PLAN_PORT_GUID)
+			s->port_guid = p->port_guid;
+		if (p->set & VHCA_PLAN_POLICY)
+			s->policy = p->policy;
+		if (p->set & VHCA_PLAN_PKEYS)
+			memcpy(s->pkeys, p->pkeys, sizeof(s->pkeys));
+	}
+	ret = validate_shadow(pf, vfs);
+	if (!ret)
+		for (unsigned int i = 0; i < pf->num_vfs; i++)
+			commit_vf(pf, pf->vfs[i], &vfs[i]);
+	free(vfs);
+	return ret;
+}
+
+int vhca_pf_apply_plan(struct vhca_pf *pf, const struct vhca_plan *plan)
+{
+	int ret;
+
+	pthread_rwlock_wrlock(&pf->lock);
+	ret = apply_plan_locked(pf, plan);
+	pthread_rwlock_unlock(&pf->lock);
+	return ret;
+}
+
+/*
+ * A one-field plan; the P_Key table is filled from the VF's current one
+ * under the lock, so a single entry changes and the rest stays.
+ */
+static int set_one(struct vhca_pf *pf, struct vhca_vf_plan *p,
+		   int pkey_index, uint16_t pkey)
+{
+	struct vhca_plan plan = { .count = 1, .vfs = p };
+	int ret;
+
+	pthread_rwlock_wrlock(&pf->lock);
+	if (p->vf >= pf->num_vfs) {
+		ret = -ENODEV;
+	} else {
+		if (pkey_index >= 0) {
+			memcpy(p->pkeys, pf->vfs[p->vf]->port.pkeys,
+			       sizeof(p->pkeys));
+			p->pkeys[pkey_index] = pkey;
+			p->set = VHCA_PLAN_PKEYS;
+		}
+		ret = apply_plan_locked(pf, &plan);
+	}
+	pthread_rwlock_unlock(&pf->lock);
+	return ret;
+}
+
+int vhca_pf_set_vf_node_guid(struct vhca_pf *pf, unsigned int vf,
+			     uint64_t guid)
+{
+	struct vhca_vf_plan p = { .vf = vf, .set = VHCA_PLAN_NODE_GUID,
+				  .node_guid = guid };
+
+	return set_one(pf, &p, -1, 0);
+}
+
+int vhca_pf_set_vf_port_guid(struct vhca_pf *pf, unsigned int vf,
+			     uint64_t guid)
+{
+	struct vhca_vf_plan p = { .vf = vf, .set = VHCA_PLAN_PORT_GUID,
+				  .port_guid = guid };
+
+	return set_one(pf, &p, -1, 0);
+}
+
+int vhca_pf_set_vf_policy(struct vhca_pf *pf, unsigned int vf,
+			  enum vhca_vf_policy policy)
+{
+	struct vhca_vf_plan p = { .vf = vf, .set = VHCA_PLAN_POLICY,
+				  .policy = policy };
+
+	return set_one(pf, &p, -1, 0);
+}
+
+int vhca_pf_set_vf_pkey(struct vhca_pf *pf, unsigned int vf,
+			unsigned int index, uint16_t pkey)
+{
+	struct vhca_vf_plan p = { .vf = vf };
+
+	if (index >= VHCA_PKEY_TABLE_LEN)
+		return -EINVAL;
+	return set_one(pf, &p, (int)index, pkey);
+}

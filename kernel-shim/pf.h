@@ -52,12 +52,44 @@ struct vhca_port {
 	uint16_t pkeys[VHCA_PKEY_TABLE_LEN];	/* 0 = empty entry */
 };
 
+/*
+ * Port counters (PMA PortCounters as the kernel names them under
+ * ports/1/counters/, plus the driver-specific Q_Key violation count under
+ * ports/1/hw_counters/).  Data counters count 4-octet words, like the PMA.
+ * The engine bumps them with vhca_counter_add(); no lock needed.
+ */
+enum vhca_counter {
+	VHCA_CNT_XMIT_DATA,
+	VHCA_CNT_RCV_DATA,
+	VHCA_CNT_XMIT_PACKETS,
+	VHCA_CNT_RCV_PACKETS,
+	VHCA_CNT_RCV_CONSTRAINT_ERRORS,
+	VHCA_CNT_XMIT_CONSTRAINT_ERRORS,
+	VHCA_CNT_QKEY_VIOLATIONS,
+	VHCA_CNT_MAX
+};
+
+struct vhca_port_counters {
+	_Atomic uint64_t value[VHCA_CNT_MAX];
+};
+
+/* What changed on a device (for vhca_pf_hooks.dev_changed). */
+enum vhca_change {
+	VHCA_CHANGE_GID,	/* port GUID, hence GID 0 (IBV_EVENT_GID_CHANGE) */
+	VHCA_CHANGE_PKEY,	/* P_Key table (IBV_EVENT_PKEY_CHANGE) */
+	VHCA_CHANGE_PORT_ACTIVE,	/* port went ACTIVE (IBV_EVENT_PORT_ACTIVE) */
+	VHCA_CHANGE_PORT_ERR,	/* port left ACTIVE (IBV_EVENT_PORT_ERR) */
+};
+
 /* Resource counts of a device, for the status view and leak tests. */
 struct vhca_dev_stats {
 	atomic_uint contexts;
 	atomic_uint pds;
 	atomic_uint mrs;
 	atomic_uint comp_channels;
+	atomic_uint qps;
+	atomic_uint cqs;
+	atomic_uint srqs;
 };
 
 struct vhca_pf;
@@ -77,6 +109,7 @@ struct vhca_dev {
 	atomic_uint open_files;		/* command files open on this device */
 	atomic_uint next_key;		/* lkey/rkey generator, see mr.c */
 	struct vhca_dev_stats stats;
+	struct vhca_port_counters counters;	/* port 1 */
 };
 
 /* Hooks the device model calls when a device appears or goes away. */
@@ -84,6 +117,12 @@ struct vhca_pf_hooks {
 	/* claim /dev/infiniband/uverbsN; returns N or -errno */
 	int (*claim_uverbs)(void *arg);
 	void (*release_uverbs)(void *arg, int index);
+	/*
+	 * Optional: called after each applied provisioning change, with
+	 * pf->lock held exclusive (dev stays valid; must not take pf->lock).
+	 */
+	void (*dev_changed)(void *arg, struct vhca_dev *dev,
+			    enum vhca_change what);
 	void *arg;
 };
 
@@ -114,6 +153,64 @@ struct vhca_dev *vhca_pf_find_by_uverbs(struct vhca_pf *pf, int index);
 /* Calls fn for the PF then each VF in order; stops at nonzero return. */
 int vhca_pf_for_each_dev(struct vhca_pf *pf,
 			 int (*fn)(struct vhca_dev *dev, void *arg), void *arg);
+
+/* ---- provisioning (pf.c) ----
+ * VFs are named by index; -ENODEV if vf >= num_vfs.  Each call takes
+ * pf->lock exclusive, validates, and applies all or nothing (-EINVAL and
+ * no change on a bad value).  GUIDs: not 0, not all-ones, not equal to any
+ * other device's node or port GUID on this PF.  P_Keys: 0 = empty entry;
+ * 0x8000 (membership bit, no partition) is invalid; a partition (low 15
+ * bits) appears at most once per table.
+ */
+int vhca_pf_set_vf_node_guid(struct vhca_pf *pf, unsigned int vf,
+			     uint64_t guid);
+int vhca_pf_set_vf_port_guid(struct vhca_pf *pf, unsigned int vf,
+			     uint64_t guid);
+int vhca_pf_set_vf_policy(struct vhca_pf *pf, unsigned int vf,
+			  enum vhca_vf_policy policy);
+int vhca_pf_set_vf_pkey(struct vhca_pf *pf, unsigned int vf,
+			unsigned int index, uint16_t pkey);
+
+/* One VF's part of a plan; .set says which fields apply. */
+#define VHCA_PLAN_NODE_GUID 0x1u
+#define VHCA_PLAN_PORT_GUID 0x2u
+#define VHCA_PLAN_POLICY 0x4u
+#define VHCA_PLAN_PKEYS 0x8u	/* the whole table */
+struct vhca_vf_plan {
+	unsigned int vf;
+	unsigned int set;
+	uint64_t node_guid;
+	uint64_t port_guid;
+	enum vhca_vf_policy policy;
+	uint16_t pkeys[VHCA_PKEY_TABLE_LEN];
+};
+
+struct vhca_plan {
+	unsigned int count;
+	const struct vhca_vf_plan *vfs;	/* in order; later entries win */
+};
+
+/*
+ * Validates the state the whole plan produces, then applies it all or
+ * nothing.  0, -ENODEV (no such VF), -EINVAL (bad value), -ENOMEM.
+ */
+int vhca_pf_apply_plan(struct vhca_pf *pf, const struct vhca_plan *plan);
+
+/* Policy names "Up", "Down", "Follow"; parse returns -EINVAL if unknown. */
+const char *vhca_policy_name(enum vhca_vf_policy policy);
+int vhca_policy_parse(const char *name, size_t len,
+		      enum vhca_vf_policy *out);
+
+/* Counter names as sysfs shows them; NULL past the end. */
+const char *vhca_counter_name(enum vhca_counter counter);
+/* The counter called name (sysfs file name), or -1. */
+int vhca_counter_by_name(const char *name);
+static inline void vhca_counter_add(struct vhca_dev *dev,
+				    enum vhca_counter counter, uint64_t n)
+{
+	atomic_fetch_add_explicit(&dev->counters.value[counter], n,
+				  memory_order_relaxed);
+}
 
 /* Derive a per-host GUID base from /etc/machine-id (stable across runs). */
 uint64_t vhca_default_guid_base(void);

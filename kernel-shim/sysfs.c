@@ -104,6 +104,8 @@ enum node_kind {
 	N_PKEY,
 	N_COUNTERS,
 	N_COUNTER,
+	N_HW_COUNTERS,
+	N_HW_COUNTER,
 	N_PCI,
 	N_SRIOV_TOTALVFS,
 	N_SRIOV_NUMVFS,
@@ -161,7 +163,8 @@ struct node_type {
 	mode_t mode;
 	bool pf_only;
 	int (*show)(const struct node_ctx *c, FILE *out);
-	int (*store)(struct vhca_sysfs *fs, const char *buf, size_t len);
+	int (*store)(struct vhca_sysfs *fs, struct node_ref ref,
+		     const char *buf, size_t len);
 };
 
 struct cmd_file {
@@ -438,10 +441,31 @@ static const char *const counter_names[] = {
 	"multicast_rcv_packets",
 };
 
-/* The device model keeps no counters yet: the engine will. */
+/* Counters the device model keeps (pf.h); the others stay 0. */
 static int show_counter(const struct node_ctx *c, FILE *out)
 {
-	fprintf(out, "0\n");
+	int counter = vhca_counter_by_name(counter_names[c->item]);
+
+	fprintf(out, "%llu\n",
+		counter < 0 ? 0ULL :
+		(unsigned long long)atomic_load(
+			&c->dev->counters.value[counter]));
+	return 0;
+}
+
+/* Driver-specific counters (ports/N/hw_counters/, as mlx5 has them). */
+static const char *const hw_counter_names[] = {
+	"qkey_violations",
+};
+
+static int show_hw_counter(const struct node_ctx *c, FILE *out)
+{
+	int counter = vhca_counter_by_name(hw_counter_names[c->item]);
+
+	fprintf(out, "%llu\n",
+		counter < 0 ? 0ULL :
+		(unsigned long long)atomic_load(
+			&c->dev->counters.value[counter]));
 	return 0;
 }
 
@@ -477,7 +501,8 @@ static int parse_decimal(const char *buf, size_t len, unsigned int *out)
 	return 0;
 }
 
-static int store_numvfs(struct vhca_sysfs *fs, const char *buf, size_t len)
+static int store_numvfs(struct vhca_sysfs *fs, struct node_ref ref,
+			const char *buf, size_t len)
 {
 	unsigned int num_vfs;
 	int ret;
@@ -528,15 +553,118 @@ static int show_vf_pkey(const struct node_ctx *c, FILE *out)
 	return 0;
 }
 
+/* Drops one trailing newline; a value must then be non-empty. */
+static size_t strip_newline(const char *buf, size_t len)
+{
+	return len && buf[len - 1] == '\n' ? len - 1 : len;
+}
+
+static int hex_digit(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/* Strictly "xx:xx:xx:xx:xx:xx:xx:xx" (hex, MSB first), optional "\n". */
+static int parse_vf_guid(const char *buf, size_t len, uint64_t *out)
+{
+	uint64_t guid = 0;
+
+	len = strip_newline(buf, len);
+	if (len != 23)
+		return -EINVAL;
+	for (size_t i = 0; i < 8; i++) {
+		int hi = hex_digit(buf[3 * i]), lo = hex_digit(buf[3 * i + 1]);
+
+		if (hi < 0 || lo < 0 || (i < 7 && buf[3 * i + 2] != ':'))
+			return -EINVAL;
+		guid = guid << 8 | (uint64_t)(hi << 4 | lo);
+	}
+	*out = guid;
+	return 0;
+}
+
+/* "0x8001", "8001" (1-4 hex digits), or "none" = 0; optional "\n". */
+static int parse_vf_pkey(const char *buf, size_t len, uint16_t *out)
+{
+	unsigned int value = 0;
+
+	len = strip_newline(buf, len);
+	if (len == 4 && !memcmp(buf, "none", 4)) {
+		*out = 0;
+		return 0;
+	}
+	if (len > 2 && buf[0] == '0' && (buf[1] == 'x' || buf[1] == 'X')) {
+		buf += 2;
+		len -= 2;
+	}
+	if (!len || len > 4)
+		return -EINVAL;
+	for (size_t i = 0; i < len; i++) {
+		int digit = hex_digit(buf[i]);
+
+		if (digit < 0)
+			return -EINVAL;
+		value = value << 4 | (unsigned int)digit;
+	}
+	*out = (uint16_t)value;
+	return 0;
+}
+
+static int store_vf_node(struct vhca_sysfs *fs, struct node_ref ref,
+			 const char *buf, size_t len)
+{
+	uint64_t guid;
+	int ret = parse_vf_guid(buf, len, &guid);
+
+	return ret ? ret : vhca_pf_set_vf_node_guid(fs->pf, ref.vf, guid);
+}
+
+static int store_vf_port(struct vhca_sysfs *fs, struct node_ref ref,
+			 const char *buf, size_t len)
+{
+	uint64_t guid;
+	int ret = parse_vf_guid(buf, len, &guid);
+
+	return ret ? ret : vhca_pf_set_vf_port_guid(fs->pf, ref.vf, guid);
+}
+
+static int store_vf_policy(struct vhca_sysfs *fs, struct node_ref ref,
+			   const char *buf, size_t len)
+{
+	enum vhca_vf_policy policy;
+	int ret = vhca_policy_parse(buf, strip_newline(buf, len), &policy);
+
+	return ret ? ret : vhca_pf_set_vf_policy(fs->pf, ref.vf, policy);
+}
+
+static int store_vf_pkey(struct vhca_sysfs *fs, struct node_ref ref,
+			 const char *buf, size_t len)
+{
+	uint16_t pkey;
+	int ret = parse_vf_pkey(buf, len, &pkey);
+
+	return ret ? ret : vhca_pf_set_vf_pkey(fs->pf, ref.vf, ref.item, pkey);
+}
+
 static int print_status_line(struct vhca_dev *dev, void *arg)
 {
 	FILE *out = arg;
 
-	fprintf(out, "%s uverbs%d contexts %u pds %u mrs %u comp_channels %u\n",
+	/* New fields go at the end: parsers of the older line keep working. */
+	fprintf(out,
+		"%s uverbs%d contexts %u pds %u mrs %u comp_channels %u qps %u cqs %u srqs %u\n",
 		dev->name, dev->uverbs_index,
 		atomic_load(&dev->stats.contexts), atomic_load(&dev->stats.pds),
 		atomic_load(&dev->stats.mrs),
-		atomic_load(&dev->stats.comp_channels));
+		atomic_load(&dev->stats.comp_channels),
+		atomic_load(&dev->stats.qps), atomic_load(&dev->stats.cqs),
+		atomic_load(&dev->stats.srqs));
 	return 0;
 }
 
@@ -554,6 +682,9 @@ static int show_status(const struct node_ctx *c, FILE *out)
 #define DIR_NODE(p, n) { .parent = (p), .name = (n), .mode = DIR_MODE }
 #define RO_NODE(p, n, fn) \
 	{ .parent = (p), .name = (n), .mode = RO_MODE, .show = (fn) }
+#define RW_NODE(p, n, fn, st) \
+	{ .parent = (p), .name = (n), .mode = RW_MODE, .show = (fn), \
+	  .store = (st) }
 
 /* Children are listed in table order, so listings are stable. */
 static const struct node_type node_types[N_KINDS] = {
@@ -614,6 +745,11 @@ static const struct node_type node_types[N_KINDS] = {
 			.names = counter_names,
 			.count = ARRAY_SIZE(counter_names), .mode = RO_MODE,
 			.show = show_counter },
+	[N_HW_COUNTERS] = DIR_NODE(N_PORT, "hw_counters"),
+	[N_HW_COUNTER] = { .parent = N_HW_COUNTERS, .naming = NAME_LIST,
+			   .names = hw_counter_names,
+			   .count = ARRAY_SIZE(hw_counter_names),
+			   .mode = RO_MODE, .show = show_hw_counter },
 
 	/* The PCI function behind the PF; VFs have no SR-IOV controls. */
 	[N_PCI] = { .parent = N_IBDEV, .name = "device", .mode = DIR_MODE,
@@ -624,13 +760,14 @@ static const struct node_type node_types[N_KINDS] = {
 			     .store = store_numvfs },
 	[N_SRIOV] = DIR_NODE(N_PCI, "sriov"),
 	[N_VF] = { .parent = N_SRIOV, .naming = NAME_VF, .mode = DIR_MODE },
-	[N_VF_NODE] = RO_NODE(N_VF, "node", show_vf_node),
-	[N_VF_PORT] = RO_NODE(N_VF, "port", show_vf_port),
-	[N_VF_POLICY] = RO_NODE(N_VF, "policy", show_vf_policy),
+	[N_VF_NODE] = RW_NODE(N_VF, "node", show_vf_node, store_vf_node),
+	[N_VF_PORT] = RW_NODE(N_VF, "port", show_vf_port, store_vf_port),
+	[N_VF_POLICY] = RW_NODE(N_VF, "policy", show_vf_policy,
+				store_vf_policy),
 	[N_VF_PKEYS] = DIR_NODE(N_VF, "pkeys"),
 	[N_VF_PKEY] = { .parent = N_VF_PKEYS, .naming = NAME_INDEX,
-			.count = VHCA_PKEY_TABLE_LEN, .mode = RO_MODE,
-			.show = show_vf_pkey },
+			.count = VHCA_PKEY_TABLE_LEN, .mode = RW_MODE,
+			.show = show_vf_pkey, .store = store_vf_pkey },
 
 	[N_MODULE] = DIR_NODE(N_ROOT, "module"),
 	[N_MODULE_VHCA] = DIR_NODE(N_MODULE, "vhca"),
@@ -1336,7 +1473,7 @@ static void write_attribute(fuse_req_t req, struct vhca_sysfs *fs,
 	else if (size > ATTR_WRITE_MAX)
 		ret = -EINVAL;
 	else
-		ret = type->store(fs, buf, size);
+		ret = type->store(fs, file->ref, buf, size);
 
 	if (ret)
 		fuse_reply_err(req, -ret);

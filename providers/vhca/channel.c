@@ -13,17 +13,23 @@
  * Completion-channel read ends go into the device's pool.  The device hands
  * them to libibverbs in CREATE_COMP_CHANNEL responses, and libibverbs
  * closes them in ibv_destroy_comp_channel(); we never learn which ones were
- * handed out.  To not leak the rest when the context closes, the pool
- * remembers each read end's identity (fd number, pipe inode): at
- * free_context an fd that still refers to that very pipe is closed.  Such
- * an fd is either unused, or belongs to a channel the application did not
- * destroy before ibv_close_device(), which it can no longer destroy anyway
- * (ibv_destroy_comp_channel() locks the freed context).  An fd whose number
- * was reused for anything else is left alone.
+ * handed out.  So at free_context, before cmd_fd is closed, we ask the
+ * device with VHCA_CMD_RETURN_CHANNELS: it forgets every pooled channel it
+ * never handed out and lists their read ends, and we close exactly those
+ * (if they are in our bookkeeping) and nothing an application still owns.
+ *
+ * A device that does not know the command (EOPNOTSUPP) gets the old
+ * heuristic instead: the pool remembers each read end's identity (fd
+ * number, pipe inode), and after cmd_fd is closed an fd that still refers
+ * to that very pipe is closed.  Such an fd is either unused, or belongs to
+ * a channel the application did not destroy before ibv_close_device(),
+ * which it can no longer destroy anyway.  An fd whose number was reused for
+ * anything else is left alone.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -203,4 +209,53 @@ void vhca_pool_free(struct vhca_channel_pool *pool)
 	pool->ents = NULL;
 	pool->num = 0;
 	pool->cap = 0;
+}
+
+/* VHCA_CMD_RETURN_CHANNELS as written to the command file. */
+struct vhca_return_channels_req {
+	struct ib_uverbs_cmd_hdr hdr;
+	struct vhca_return_channels_cmd cmd;
+};
+static_assert(sizeof(struct vhca_return_channels_req) ==
+		      sizeof(struct ib_uverbs_cmd_hdr) +
+			      sizeof(struct vhca_return_channels_cmd),
+	      "RETURN_CHANNELS request must not contain padding");
+static_assert(sizeof(struct vhca_return_channels_req) % 4 == 0 &&
+		      sizeof(struct vhca_return_channels_resp) % 4 == 0,
+	      "write-ABI commands are a whole number of words");
+
+int vhca_pool_return(struct vhca_channel_pool *pool, int cmd_fd)
+{
+	struct vhca_return_channels_resp resp;
+	struct vhca_return_channels_req req;
+	struct vhca_pool_ent *ent;
+	uint32_t i;
+	ssize_t ret;
+
+	memset(&req, 0, sizeof(req));
+	memset(&resp, 0, sizeof(resp));
+	req.hdr.command = VHCA_CMD_RETURN_CHANNELS;
+	req.hdr.in_words = sizeof(req) / 4;
+	req.hdr.out_words = sizeof(resp) / 4;
+	req.cmd.response = (uintptr_t)&resp;
+
+	do {
+		ret = write(cmd_fd, &req, sizeof(req));
+	} while (ret < 0 && errno == EINTR);
+	if (ret < 0)
+		return -1;
+	if (ret != (ssize_t)sizeof(req) || resp.num_fds > VHCA_CHANNEL_POOL_MAX) {
+		errno = EPROTO;
+		return -1;
+	}
+
+	for (i = 0; i < resp.num_fds; i++) {
+		ent = pool_find(pool, resp.read_fds[i]);
+		if (!ent)
+			continue; /* not one of ours: never close it */
+		close(ent->fd);
+		*ent = pool->ents[--pool->num];
+	}
+	vhca_pool_free(pool);
+	return 0;
 }

@@ -151,6 +151,31 @@ static_assert(offsetof(struct verbs_context, context) +
 		      sizeof(struct verbs_context),
 	      "struct ibv_context must end struct verbs_context");
 
+/* Opaque here: the vhca provider has no XRC domains. */
+struct verbs_xrcd;
+
+enum verbs_qp_mask {
+	VERBS_QP_XRCD = 1 << 0,
+	VERBS_QP_EX = 1 << 1, /* qp_ex is valid: ibv_qp_to_qp_ex() works */
+};
+
+/*
+ * What ibv_cmd_create_qp_ex() fills in (it sets comp_mask to 0); the
+ * provider sets VERBS_QP_EX when it offers the ibv_wr_* send API.
+ */
+struct verbs_qp {
+	union {
+		struct ibv_qp qp;
+		struct ibv_qp_ex qp_ex;
+	};
+	uint32_t comp_mask;
+	struct verbs_xrcd *xrcd;
+};
+static_assert(offsetof(struct ibv_qp_ex, qp_base) == 0, "Invalid qp layout");
+static_assert(offsetof(struct verbs_qp, qp) == 0 &&
+		      offsetof(struct verbs_qp, qp_ex) == 0,
+	      "struct ibv_qp must start struct verbs_qp");
+
 enum ibv_mr_type {
 	IBV_MR_TYPE_MR,
 	IBV_MR_TYPE_NULL_MR,
@@ -403,6 +428,128 @@ struct ibv_dereg_mr {
 VERBS_PABI_CHECK_CMD(ibv_dereg_mr, struct ib_uverbs_cmd_hdr,
 		     ib_uverbs_dereg_mr, mr_handle);
 
+/* IB_USER_VERBS_CMD_CREATE_CQ */
+struct ibv_create_cq {
+	struct ib_uverbs_cmd_hdr hdr;
+	__aligned_u64 response;
+	__aligned_u64 user_handle;
+	__u32 cqe;
+	__u32 comp_vector;
+	__s32 comp_channel;
+	__u32 reserved;
+};
+VERBS_PABI_CHECK_CMD(ibv_create_cq, struct ib_uverbs_cmd_hdr,
+		     ib_uverbs_create_cq, comp_channel);
+
+/* IB_USER_VERBS_CMD_RESIZE_CQ */
+struct ibv_resize_cq {
+	struct ib_uverbs_cmd_hdr hdr;
+	__aligned_u64 response;
+	__u32 cq_handle;
+	__u32 cqe;
+};
+VERBS_PABI_CHECK_CMD(ibv_resize_cq, struct ib_uverbs_cmd_hdr,
+		     ib_uverbs_resize_cq, cqe);
+
+/* IB_USER_VERBS_CMD_CREATE_QP */
+struct ibv_create_qp {
+	struct ib_uverbs_cmd_hdr hdr;
+	__aligned_u64 response;
+	__aligned_u64 user_handle;
+	__u32 pd_handle;
+	__u32 send_cq_handle;
+	__u32 recv_cq_handle;
+	__u32 srq_handle;
+	__u32 max_send_wr;
+	__u32 max_recv_wr;
+	__u32 max_send_sge;
+	__u32 max_recv_sge;
+	__u32 max_inline_data;
+	__u8 sq_sig_all;
+	__u8 qp_type;
+	__u8 is_srq;
+	__u8 reserved;
+};
+VERBS_PABI_CHECK_CMD(ibv_create_qp, struct ib_uverbs_cmd_hdr,
+		     ib_uverbs_create_qp, is_srq);
+
+/* IB_USER_VERBS_CMD_MODIFY_QP (no response) */
+struct ibv_modify_qp {
+	struct ib_uverbs_cmd_hdr hdr;
+	struct ib_uverbs_qp_dest dest;
+	struct ib_uverbs_qp_dest alt_dest;
+	__u32 qp_handle;
+	__u32 attr_mask;
+	__u32 qkey;
+	__u32 rq_psn;
+	__u32 sq_psn;
+	__u32 dest_qp_num;
+	__u32 qp_access_flags;
+	__u16 pkey_index;
+	__u16 alt_pkey_index;
+	__u8 qp_state;
+	__u8 cur_qp_state;
+	__u8 path_mtu;
+	__u8 path_mig_state;
+	__u8 en_sqd_async_notify;
+	__u8 max_rd_atomic;
+	__u8 max_dest_rd_atomic;
+	__u8 min_rnr_timer;
+	__u8 port_num;
+	__u8 timeout;
+	__u8 retry_cnt;
+	__u8 rnr_retry;
+	__u8 alt_port_num;
+	__u8 alt_timeout;
+	__u8 reserved[2];
+};
+VERBS_PABI_CHECK_CMD(ibv_modify_qp, struct ib_uverbs_cmd_hdr,
+		     ib_uverbs_modify_qp, alt_timeout);
+
+/* IB_USER_VERBS_CMD_QUERY_QP */
+struct ibv_query_qp {
+	struct ib_uverbs_cmd_hdr hdr;
+	__aligned_u64 response;
+	__u32 qp_handle;
+	__u32 attr_mask;
+};
+VERBS_PABI_CHECK_CMD(ibv_query_qp, struct ib_uverbs_cmd_hdr,
+		     ib_uverbs_query_qp, attr_mask);
+
+/* IB_USER_VERBS_CMD_CREATE_SRQ */
+struct ibv_create_srq {
+	struct ib_uverbs_cmd_hdr hdr;
+	__aligned_u64 response;
+	__aligned_u64 user_handle;
+	__u32 pd_handle;
+	__u32 max_wr;
+	__u32 max_sge;
+	__u32 srq_limit;
+};
+VERBS_PABI_CHECK_CMD(ibv_create_srq, struct ib_uverbs_cmd_hdr,
+		     ib_uverbs_create_srq, srq_limit);
+
+/* IB_USER_VERBS_CMD_MODIFY_SRQ (no response) */
+struct ibv_modify_srq {
+	struct ib_uverbs_cmd_hdr hdr;
+	__u32 srq_handle;
+	__u32 attr_mask;
+	__u32 max_wr;
+	__u32 srq_limit;
+};
+VERBS_PABI_CHECK_CMD(ibv_modify_srq, struct ib_uverbs_cmd_hdr,
+		     ib_uverbs_modify_srq, srq_limit);
+
+/* IB_USER_VERBS_CMD_QUERY_SRQ */
+struct ibv_query_srq {
+	struct ib_uverbs_cmd_hdr hdr;
+	__aligned_u64 response;
+	__u32 srq_handle;
+	__u32 reserved;
+};
+VERBS_PABI_CHECK_CMD(ibv_query_srq, struct ib_uverbs_cmd_hdr,
+		     ib_uverbs_query_srq, reserved);
+
 /* ------------------------------------------------------------------ */
 /* Functions exported by libibverbs at IBVERBS_PRIVATE_34              */
 /* ------------------------------------------------------------------ */
@@ -469,5 +616,66 @@ int ibv_cmd_reg_mr(struct ibv_pd *pd, void *addr, size_t length,
 		   struct ibv_reg_mr *cmd, size_t cmd_size,
 		   struct ib_uverbs_reg_mr_resp *resp, size_t resp_size);
 int ibv_cmd_dereg_mr(struct verbs_mr *vmr);
+
+/*
+ * Completion queues.  The helpers fill in the core payload of @cmd
+ * (user_handle = @cq, comp_channel = @channel's fd), set cq->context,
+ * cq->handle and cq->cqe (from the response).
+ */
+int ibv_cmd_create_cq(struct ibv_context *context, int cqe,
+		      struct ibv_comp_channel *channel, int comp_vector,
+		      struct ibv_cq *cq, struct ibv_create_cq *cmd,
+		      size_t cmd_size, struct ib_uverbs_create_cq_resp *resp,
+		      size_t resp_size);
+int ibv_cmd_resize_cq(struct ibv_cq *cq, int cqe, struct ibv_resize_cq *cmd,
+		      size_t cmd_size, struct ib_uverbs_resize_cq_resp *resp,
+		      size_t resp_size);
+/* Waits until every reported completion event has been acknowledged. */
+int ibv_cmd_destroy_cq(struct ibv_cq *cq);
+
+/*
+ * Queue pairs.  ibv_cmd_create_qp() sets qp->handle, qp->qp_num, the
+ * QP's pd/cqs/srq/type/state (RESET) and copies the capabilities of the
+ * response into attr->cap.  ibv_cmd_modify_qp() updates qp->state when
+ * IBV_QP_STATE is in @attr_mask and the command succeeds.
+ */
+int ibv_cmd_create_qp(struct ibv_pd *pd, struct ibv_qp *qp,
+		      struct ibv_qp_init_attr *attr, struct ibv_create_qp *cmd,
+		      size_t cmd_size, struct ib_uverbs_create_qp_resp *resp,
+		      size_t resp_size);
+/*
+ * The same for ibv_create_qp_ex(): @attr_ex->comp_mask may hold only
+ * IBV_QP_INIT_ATTR_PD, _XRCD and _SEND_OPS_FLAGS (EINVAL otherwise);
+ * the response's capabilities are copied into attr_ex->cap.
+ */
+int ibv_cmd_create_qp_ex(struct ibv_context *context, struct verbs_qp *qp,
+			 struct ibv_qp_init_attr_ex *attr_ex,
+			 struct ibv_create_qp *cmd, size_t cmd_size,
+			 struct ib_uverbs_create_qp_resp *resp,
+			 size_t resp_size);
+int ibv_cmd_modify_qp(struct ibv_qp *qp, struct ibv_qp_attr *attr,
+		      int attr_mask, struct ibv_modify_qp *cmd,
+		      size_t cmd_size);
+int ibv_cmd_query_qp(struct ibv_qp *qp, struct ibv_qp_attr *qp_attr,
+		     int attr_mask, struct ibv_qp_init_attr *qp_init_attr,
+		     struct ibv_query_qp *cmd, size_t cmd_size);
+/* Waits until every reported async event has been acknowledged. */
+int ibv_cmd_destroy_qp(struct ibv_qp *qp);
+
+/*
+ * Shared receive queues.  ibv_cmd_create_srq() sets srq->handle and
+ * copies max_wr/max_sge of the response into attr->attr.
+ */
+int ibv_cmd_create_srq(struct ibv_pd *pd, struct ibv_srq *srq,
+		       struct ibv_srq_init_attr *attr,
+		       struct ibv_create_srq *cmd, size_t cmd_size,
+		       struct ib_uverbs_create_srq_resp *resp,
+		       size_t resp_size);
+int ibv_cmd_modify_srq(struct ibv_srq *srq, struct ibv_srq_attr *srq_attr,
+		       int srq_attr_mask, struct ibv_modify_srq *cmd,
+		       size_t cmd_size);
+int ibv_cmd_query_srq(struct ibv_srq *srq, struct ibv_srq_attr *srq_attr,
+		      struct ibv_query_srq *cmd, size_t cmd_size);
+int ibv_cmd_destroy_srq(struct ibv_srq *srq);
 
 #endif /* VHCA_PABI34_H */

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <rdma/ib_user_ioctl_verbs.h>
@@ -58,15 +59,100 @@ static const struct verbs_match_ent vhca_match_table[] = {
 	{ .kind = VERBS_MATCH_SENTINEL },
 };
 
+/*
+ * Limits of a device that predates the max_send_sge/max_recv_sge fields of
+ * the GET_CONTEXT response (it answers 0): its ibv_query_device max_sge.
+ */
+#define VHCA_DEFAULT_MAX_SGE 16
+
+/*
+ * cq_event is left to libibverbs: completion events arrive through the
+ * channel pipe and ibv_get_cq_event()/ibv_ack_cq_events() need no
+ * provider help.  resize_cq (cq.c) is not offered yet: the device does not
+ * implement RESIZE_CQ, and how it carries pending CQEs into the new ring is
+ * not part of include/vhca/ yet.
+ */
 static const struct verbs_context_ops vhca_ctx_ops = {
 	.alloc_pd = vhca_alloc_pd,
+	.create_ah = vhca_create_ah,
+	.create_cq = vhca_create_cq,
+	.create_qp = vhca_create_qp,
+	.create_qp_ex = vhca_create_qp_ex,
+	.create_srq = vhca_create_srq,
 	.dealloc_pd = vhca_dealloc_pd,
 	.dereg_mr = vhca_dereg_mr,
+	.destroy_ah = vhca_destroy_ah,
+	.destroy_cq = vhca_destroy_cq,
+	.destroy_qp = vhca_destroy_qp,
+	.destroy_srq = vhca_destroy_srq,
 	.free_context = vhca_free_context,
+	.modify_qp = vhca_modify_qp,
+	.modify_srq = vhca_modify_srq,
+	.poll_cq = vhca_poll_cq,
+	.post_recv = vhca_post_recv,
+	.post_send = vhca_post_send,
+	.post_srq_recv = vhca_post_srq_recv,
 	.query_device_ex = vhca_query_device_ex,
 	.query_port = vhca_query_port,
+	.query_qp = vhca_query_qp,
+	.query_srq = vhca_query_srq,
 	.reg_mr = vhca_reg_mr,
+	.req_notify_cq = vhca_req_notify_cq,
 };
+
+/*
+ * The data-path half of a context: the doorbell page (a sealed memfd) and
+ * the engine's wake eventfd.  Returns 0 or -1 with errno set; on failure
+ * nothing is left open.
+ */
+static int vhca_db_page_open(struct vhca_context *ctx)
+{
+	struct vhca_qbuf page;
+	int err;
+
+	if (vhca_qbuf_alloc(&page,
+			    vhca_page_align(sizeof(struct vhca_ctx_page)),
+			    "vhca-ctx"))
+		return -1;
+
+	ctx->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (ctx->wake_fd < 0)
+		goto err;
+	err = pthread_spin_init(&ctx->db_lock, PTHREAD_PROCESS_PRIVATE);
+	if (err) {
+		vhca_close_fd(&ctx->wake_fd);
+		errno = err;
+		goto err;
+	}
+
+	ctx->db_page = page.addr;
+	ctx->db_page_size = page.size;
+	ctx->db_page_fd = page.fd;
+	return 0;
+
+err:
+	err = errno;
+	vhca_qbuf_free(&page);
+	errno = err;
+	return -1;
+}
+
+static void vhca_db_page_close(struct vhca_context *ctx)
+{
+	struct vhca_qbuf page = {
+		.addr = ctx->db_page,
+		.size = ctx->db_page_size,
+		.fd = ctx->db_page_fd,
+	};
+
+	if (!ctx->db_page)
+		return;
+	vhca_qbuf_free(&page);
+	vhca_close_fd(&ctx->wake_fd);
+	pthread_spin_destroy(&ctx->db_lock);
+	ctx->db_page = NULL;
+	ctx->db_page_fd = -1;
+}
 
 /*
  * Puts the device's command file in place of the marker @cmd_fd, keeping
@@ -138,11 +224,14 @@ static struct verbs_context *vhca_alloc_context(struct ibv_device *ibdev,
 		return NULL;
 	ctx->service.read_fd = -1;
 	ctx->service.write_fd = -1;
+	ctx->db_page_fd = -1;
+	ctx->wake_fd = -1;
 
 	memset(&cmd, 0, sizeof(cmd));
 	memset(&resp, 0, sizeof(resp));
 
-	if (vhca_fd_pair_open(&async) || vhca_fd_pair_open(&service))
+	if (vhca_fd_pair_open(&async) || vhca_fd_pair_open(&service) ||
+	    vhca_db_page_open(ctx))
 		goto err;
 	/*
 	 * Seed the device's channel pool.  A short (even empty) batch is
@@ -157,6 +246,8 @@ static struct verbs_context *vhca_alloc_context(struct ibv_device *ibdev,
 	cmd.drv.num_channels = num_chan;
 	cmd.drv.async_event = async;
 	cmd.drv.service = service;
+	cmd.drv.ctx_page_fd = ctx->db_page_fd;
+	cmd.drv.wake_fd = ctx->wake_fd;
 
 	ret = ibv_cmd_get_context(&ctx->ibv_ctx, &cmd.ibv_cmd, sizeof(cmd),
 				  &resp.ibv_resp, sizeof(resp));
@@ -188,6 +279,12 @@ static struct verbs_context *vhca_alloc_context(struct ibv_device *ibdev,
 		goto err;
 	}
 	ctx->max_inline_data = resp.full.drv.max_inline_data;
+	ctx->max_send_sge = resp.full.drv.max_send_sge ?
+				    resp.full.drv.max_send_sge :
+				    VHCA_DEFAULT_MAX_SGE;
+	ctx->max_recv_sge = resp.full.drv.max_recv_sge ?
+				    resp.full.drv.max_recv_sge :
+				    VHCA_DEFAULT_MAX_SGE;
 
 	ret = vhca_service_start(&ctx->service, ctx->ibv_ctx.context.cmd_fd,
 				 &service, &ctx->pool);
@@ -213,6 +310,7 @@ err:
 	vhca_fd_pair_close(&service);
 	vhca_channel_batch_close(chan, num_chan);
 	vhca_pool_free(&ctx->pool);
+	vhca_db_page_close(ctx);
 	free(ctx);
 	errno = err;
 	return NULL;
@@ -222,11 +320,24 @@ static void vhca_free_context(struct ibv_context *ibctx)
 {
 	struct vhca_context *ctx = to_vctx(ibctx);
 
+	bool returned;
+
 	/* Before cmd_fd goes away: the thread writes commands on it. */
 	vhca_service_stop(&ctx->service);
+	/*
+	 * The device lists the channels it never handed out; we close those.
+	 * A device without the command leaves us the old heuristic (after
+	 * cmd_fd is closed); any other failure closes nothing: a leaked pipe
+	 * is harmless, closing an application's fd is not.
+	 */
+	returned = !vhca_pool_return(&ctx->pool, ctx->ibv_ctx.context.cmd_fd);
+	if (!returned && errno != EOPNOTSUPP)
+		vhca_pool_free(&ctx->pool);
 	/* Closes cmd_fd (the device drops the context) and async_fd. */
 	verbs_uninit_context(&ctx->ibv_ctx);
-	vhca_pool_close_all(&ctx->pool);
+	if (!returned)
+		vhca_pool_close_all(&ctx->pool); /* no-op after pool_free */
+	vhca_db_page_close(ctx);
 	free(ctx);
 }
 

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include <vhca/abi.h>
+#include <vhca/queue.h>
 
 #include "pabi34.h"
 
@@ -61,6 +62,73 @@ struct vhca_context {
 	 */
 	struct vhca_channel_pool pool;
 	uint32_t max_inline_data;
+	uint32_t max_send_sge;
+	uint32_t max_recv_sge;
+
+	/* data path: the doorbell page and the engine's wake eventfd */
+	struct vhca_ctx_page *db_page;
+	size_t db_page_size;
+	int db_page_fd;
+	int wake_fd;
+	pthread_spinlock_t db_lock;	/* serialises FIFO pushes */
+};
+
+/*
+ * A sealed memfd mapped MAP_SHARED: the memory of one queue (or the
+ * context's doorbell page).  The device maps the same memfd.
+ */
+struct vhca_qbuf {
+	void *addr;
+	size_t size;
+	int fd;
+};
+
+struct vhca_cq {
+	struct ibv_cq ibv_cq;
+	pthread_spinlock_t lock;
+	struct vhca_qbuf buf;
+	struct vhca_cqe *ring;
+	struct vhca_cq_db *db;
+	uint32_t cqe_count;	/* power of two */
+	uint32_t consumer;	/* CQEs consumed, free-running */
+	uint32_t cqn;
+};
+
+/* A work queue ring inside a QP's or SRQ's memfd. */
+struct vhca_wq {
+	pthread_spinlock_t lock;
+	uint8_t *ring;
+	uint32_t wqe_count;	/* power of two, 0 for none */
+	uint32_t stride;	/* bytes per slot, power of two */
+	uint32_t max_sge;
+	uint32_t head;		/* posted, free-running (ours) */
+};
+
+struct vhca_qp {
+	struct verbs_qp vqp;	/* vqp.qp is the struct ibv_qp */
+	struct vhca_qbuf buf;
+	struct vhca_qp_db *db;
+	struct vhca_wq sq;
+	struct vhca_wq rq;
+	uint32_t max_inline_data;
+	bool sq_sig_all;
+	/* ibv_wr_* batch, between wr_start and wr_complete (sq.lock held) */
+	struct vhca_send_wqe *wr_wqe;	/* the WQE the wr_set_* calls fill */
+	uint32_t wr_cur;		/* next free index */
+	int wr_err;			/* first error of the batch */
+};
+
+struct vhca_srq {
+	struct ibv_srq ibv_srq;
+	struct vhca_qbuf buf;
+	struct vhca_srq_db *db;
+	struct vhca_wq rq;
+	uint32_t srqn;
+};
+
+struct vhca_ah {
+	struct ibv_ah ibv_ah;
+	struct ibv_ah_attr attr;
 };
 
 static inline struct vhca_device *to_vdev(struct ibv_device *ibdev)
@@ -72,6 +140,41 @@ static inline struct vhca_device *to_vdev(struct ibv_device *ibdev)
 static inline struct vhca_context *to_vctx(struct ibv_context *ibctx)
 {
 	return vhca_container_of(ibctx, struct vhca_context, ibv_ctx.context);
+}
+
+static inline struct vhca_cq *to_vcq(struct ibv_cq *ibcq)
+{
+	return vhca_container_of(ibcq, struct vhca_cq, ibv_cq);
+}
+
+static inline struct vhca_qp *to_vqp(struct ibv_qp *ibqp)
+{
+	return vhca_container_of(ibqp, struct vhca_qp, vqp.qp);
+}
+
+static inline struct vhca_srq *to_vsrq(struct ibv_srq *ibsrq)
+{
+	return vhca_container_of(ibsrq, struct vhca_srq, ibv_srq);
+}
+
+static inline struct vhca_ah *to_vah(struct ibv_ah *ibah)
+{
+	return vhca_container_of(ibah, struct vhca_ah, ibv_ah);
+}
+
+/* Smallest power of two >= @n (n <= 2^31); 1 for 0. */
+static inline uint32_t vhca_roundup_pow2(uint32_t n)
+{
+	uint32_t p = 1;
+
+	while (p < n)
+		p <<= 1;
+	return p;
+}
+
+static inline size_t vhca_page_align(size_t n)
+{
+	return (n + VHCA_PAGE_SIZE - 1) & ~(size_t)(VHCA_PAGE_SIZE - 1);
 }
 
 /* channel.c: pipes handed to the device */
@@ -111,6 +214,13 @@ void vhca_pool_untrack(struct vhca_channel_pool *pool,
 void vhca_pool_close_all(struct vhca_channel_pool *pool);
 /* Frees the bookkeeping only. */
 void vhca_pool_free(struct vhca_channel_pool *pool);
+/*
+ * At context close, before cmd_fd is closed: VHCA_CMD_RETURN_CHANNELS.
+ * Closes exactly the read ends the device lists (if tracked) and frees
+ * the pool.  Returns 0, or -1 with errno set and the pool untouched
+ * (EOPNOTSUPP: the device does not know the command).
+ */
+int vhca_pool_return(struct vhca_channel_pool *pool, int cmd_fd);
 
 /* service.c: service thread */
 
@@ -136,5 +246,69 @@ int vhca_dealloc_pd(struct ibv_pd *pd);
 struct ibv_mr *vhca_reg_mr(struct ibv_pd *pd, void *addr, size_t length,
 			   uint64_t hca_va, int access);
 int vhca_dereg_mr(struct verbs_mr *vmr);
+
+/* buf.c: queue memory and doorbells */
+
+/*
+ * Creates a sealed memfd of @size bytes (a multiple of VHCA_PAGE_SIZE)
+ * and maps it.  Returns 0 or -1 with errno set (@buf then -1/NULL).
+ */
+int vhca_qbuf_alloc(struct vhca_qbuf *buf, size_t size, const char *name);
+void vhca_qbuf_free(struct vhca_qbuf *buf);
+/*
+ * Rings the doorbell of queue @handle of @kind after its producer index
+ * was published: pushes it onto the context FIFO unless *@queued was
+ * already set, then wakes the engine if it sleeps.
+ */
+void vhca_ring_doorbell(struct vhca_context *ctx, uint32_t *queued,
+			uint32_t handle, enum vhca_db_kind kind);
+/* Initialises/destroys a work queue's lock (wq.lock). */
+int vhca_wq_init(struct vhca_wq *wq);
+void vhca_wq_destroy(struct vhca_wq *wq);
+/*
+ * Writes a chain of receive WRs into @wq (an RQ or SRQ ring) whose
+ * consumer index is *@tail; publishes *@head.  Caller holds wq->lock.
+ * Returns 0 or an errno with *bad_wr set; WRs before it were posted.
+ * *@posted tells whether anything was published.
+ */
+int vhca_wq_post_recv(struct vhca_wq *wq, uint32_t *head, const uint32_t *tail,
+		      struct ibv_recv_wr *wr, struct ibv_recv_wr **bad_wr,
+		      bool *posted);
+
+/* cq.c */
+struct ibv_cq *vhca_create_cq(struct ibv_context *context, int cqe,
+			      struct ibv_comp_channel *channel,
+			      int comp_vector);
+int vhca_poll_cq(struct ibv_cq *cq, int num_entries, struct ibv_wc *wc);
+int vhca_req_notify_cq(struct ibv_cq *cq, int solicited_only);
+int vhca_resize_cq(struct ibv_cq *cq, int cqe);
+int vhca_destroy_cq(struct ibv_cq *cq);
+
+/* qp.c */
+struct ibv_qp *vhca_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *attr);
+struct ibv_qp *vhca_create_qp_ex(struct ibv_context *context,
+				 struct ibv_qp_init_attr_ex *attr);
+int vhca_query_qp(struct ibv_qp *qp, struct ibv_qp_attr *attr, int attr_mask,
+		  struct ibv_qp_init_attr *init_attr);
+int vhca_modify_qp(struct ibv_qp *qp, struct ibv_qp_attr *attr, int attr_mask);
+int vhca_destroy_qp(struct ibv_qp *qp);
+int vhca_post_send(struct ibv_qp *qp, struct ibv_send_wr *wr,
+		   struct ibv_send_wr **bad_wr);
+int vhca_post_recv(struct ibv_qp *qp, struct ibv_recv_wr *wr,
+		   struct ibv_recv_wr **bad_wr);
+
+/* srq.c */
+struct ibv_srq *vhca_create_srq(struct ibv_pd *pd,
+				struct ibv_srq_init_attr *attr);
+int vhca_modify_srq(struct ibv_srq *srq, struct ibv_srq_attr *attr,
+		    int attr_mask);
+int vhca_query_srq(struct ibv_srq *srq, struct ibv_srq_attr *attr);
+int vhca_destroy_srq(struct ibv_srq *srq);
+int vhca_post_srq_recv(struct ibv_srq *srq, struct ibv_recv_wr *wr,
+		       struct ibv_recv_wr **bad_wr);
+
+/* ah.c */
+struct ibv_ah *vhca_create_ah(struct ibv_pd *pd, struct ibv_ah_attr *attr);
+int vhca_destroy_ah(struct ibv_ah *ah);
 
 #endif /* VHCA_PROVIDER_H */

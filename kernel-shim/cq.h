@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * Completion queues: the CQE ring and doorbell record in a guest memfd
+ * (include/vhca/queue.h), the comp channel and arming rules.
+ *
+ * Locking: everything but creation runs under the engine lock (engine.h);
+ * commands that create, destroy or resize a CQ hold it too.
+ */
+#ifndef VHCA_CQ_H
+#define VHCA_CQ_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <rdma/ib_user_verbs.h>
+#include <vhca/abi.h>
+#include <vhca/queue.h>
+
+#include "context.h"
+#include "qmem.h"
+
+struct vhca_cq {
+	struct vhca_ucontext *uctx;
+	uint32_t handle;
+	uint32_t cqn;
+	uint64_t user_handle;		/* for comp and async events */
+	struct vhca_qmem qmem;
+	struct vhca_cqe *ring;
+	struct vhca_cq_db *db;
+	uint32_t cqe_count;		/* ring entries, a power of two */
+	uint32_t producer;		/* our count; db->producer is a copy */
+	struct vhca_comp_channel *channel;	/* referenced, or NULL */
+	uint32_t comp_events;		/* comp events delivered */
+	uint32_t async_events;		/* async events delivered */
+	bool error;			/* overrun: no more CQEs */
+	unsigned int num_qps;		/* QPs using it: destroy is EBUSY */
+};
+
+/* CREATE_CQ core fields the device needs, legacy or extended. */
+struct vhca_cq_create_args {
+	uint64_t user_handle;
+	uint32_t cqe;
+	uint32_t comp_vector;
+	int32_t comp_channel;
+};
+
+/* Caller holds uctx->lock and the engine lock. */
+int vhca_cq_create(struct vhca_ucontext *uctx,
+		   const struct vhca_cq_create_args *args,
+		   const struct vhca_create_cq_cmd *ucmd, struct vhca_cq **cq);
+/* -EINVAL bad handle, -EBUSY while QPs use it. */
+int vhca_cq_destroy(struct vhca_ucontext *uctx, uint32_t handle,
+		    struct ib_uverbs_destroy_cq_resp *resp);
+/* Unconditional teardown (context release, failed create). */
+void vhca_cq_free(struct vhca_cq *cq);
+
+/*
+ * Writes one CQE (owner bit last) and fires the comp event if armed for
+ * it.  @solicited: the completion is of a solicited message.  Returns 0,
+ * or -ENOSPC once the CQ is in error (overrun): the CQE is lost, as on
+ * hardware, and IBV_EVENT_CQ_ERR has been reported once.
+ */
+int vhca_cq_push(struct vhca_cq *cq, const struct vhca_cqe *cqe,
+		 bool solicited);
+
+#endif /* VHCA_CQ_H */

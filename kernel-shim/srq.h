@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * Shared receive queues: a receive ring and doorbell in a guest memfd
+ * (include/vhca/queue.h, struct vhca_srq_db), consumed by the responder
+ * of every QP attached to it.  srq_limit arming: once armed by
+ * MODIFY_SRQ, IBV_EVENT_SRQ_LIMIT_REACHED fires once when the posted but
+ * unconsumed WQEs drop below the limit, and disarms.
+ *
+ * Locking: the engine lock, as for QPs and CQs.
+ */
+#ifndef VHCA_SRQ_H
+#define VHCA_SRQ_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <rdma/ib_user_verbs.h>
+#include <vhca/abi.h>
+#include <vhca/queue.h>
+
+#include "context.h"
+#include "qmem.h"
+
+struct vhca_srq {
+	struct vhca_ucontext *uctx;
+	uint32_t handle;
+	uint32_t srqn;
+	uint64_t user_handle;
+	struct vhca_pd *pd;
+	struct vhca_qmem qmem;
+	uint8_t *ring;
+	struct vhca_srq_db *db;
+	uint32_t wqe_count, stride;
+	uint32_t max_wr, max_sge;
+	uint32_t tail;			/* consumed (free-running) */
+	uint32_t srq_limit;
+	bool armed;
+	uint32_t async_events;
+	unsigned int num_qps;		/* destroy is EBUSY while nonzero */
+};
+
+/* Caller holds uctx->lock and the engine lock. */
+int vhca_srq_create(struct vhca_ucontext *uctx,
+		    const struct ib_uverbs_create_srq *cmd,
+		    const struct vhca_create_srq_cmd *ucmd,
+		    struct ib_uverbs_create_srq_resp *resp);
+int vhca_srq_modify(struct vhca_ucontext *uctx,
+		    const struct ib_uverbs_modify_srq *cmd);
+int vhca_srq_query(struct vhca_ucontext *uctx, uint32_t handle,
+		   struct ib_uverbs_query_srq_resp *resp);
+int vhca_srq_destroy(struct vhca_ucontext *uctx, uint32_t handle,
+		     struct ib_uverbs_destroy_srq_resp *resp);
+void vhca_srq_free(struct vhca_srq *srq);
+
+/* A WQE was consumed: advance and fire the limit event if due. */
+void vhca_srq_consumed(struct vhca_srq *srq);
+
+#endif /* VHCA_SRQ_H */
