@@ -78,6 +78,7 @@ our_nodes() {
 vhca_cleanup() {
 	local status=$?
 	set +e
+	bg_kill_all
 	for dir in "${EXTRA_RUN_DIRS[@]}"; do
 		"$VHCAD" --stop --run-dir "$dir" >/dev/null 2>&1
 		is_mounted "$dir/sys" && umount -l "$dir/sys"
@@ -105,3 +106,111 @@ vhca_cleanup() {
 trap vhca_cleanup EXIT
 
 sysfs_read() { tr -d '\n' <"$SYSFS_PATH/$1"; }
+
+# ---- data-path helpers (additive: used by the data-path tests) ----------
+
+# Background processes a test starts (servers, peers); the EXIT trap kills
+# those still running, by pid, before it stops the daemon.
+BG_PIDS=()
+bg_track() { BG_PIDS+=("$@"); }
+bg_kill_all() {
+	local pid
+	for pid in "${BG_PIDS[@]}"; do
+		kill -TERM "$pid" 2>/dev/null
+	done
+	for pid in "${BG_PIDS[@]}"; do
+		for _ in $(seq 40); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.05
+		done
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	done
+	BG_PIDS=()
+	return 0
+}
+
+# tcp_port_used PORT [STATE]: a socket on local PORT (in STATE, hex, e.g.
+# 0A = LISTEN) exists in /proc/net/tcp{,6}.
+tcp_port_used() {
+	local hex state=${2:-}
+	hex=$(printf '%04X' "$1")
+	awk -v p=":$hex" -v st="$state" '
+		FNR > 1 && substr($2, length($2) - 4) == p && (st == "" || $4 == st) { f = 1 }
+		END { exit !f }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+
+# next_port: sets PORT to a TCP port nobody uses, a new one each call.
+NEXT_PORT_BASE=""
+next_port() {
+	[[ -n "$NEXT_PORT_BASE" ]] || NEXT_PORT_BASE=$((20000 + RANDOM % 20000))
+	while tcp_port_used "$NEXT_PORT_BASE"; do
+		NEXT_PORT_BASE=$((NEXT_PORT_BASE + 1))
+	done
+	PORT=$NEXT_PORT_BASE
+	NEXT_PORT_BASE=$((NEXT_PORT_BASE + 1))
+}
+
+# wait_listen PORT PID: waits until something listens on PORT while PID lives.
+wait_listen() {
+	local port=$1 pid=$2 tries=${3:-600}
+	while ((tries-- > 0)); do
+		tcp_port_used "$port" 0A && return 0
+		kill -0 "$pid" 2>/dev/null || return 1
+		sleep 0.05
+	done
+	return 1
+}
+
+# run_pair NAME PORT SERVER_CMD... -- CLIENT_CMD...
+# Runs an unmodified server/client pair (with `tool`'s preload, so the
+# sanitizer build loads ASan first): the server in the background, the
+# client once the server listens on PORT, each under `timeout $PAIR_TIMEOUT`
+# (default 120 s).  Output: $RUN_DIR/NAME.server.log and NAME.client.log.
+# Returns 0 iff both exit 0; PAIR_STATUS = "server_rc client_rc"
+# (124 = timed out, 255 = the server never listened).
+PAIR_STATUS=""
+run_pair() {
+	local name=$1 port=$2 srv=() cli=() spid s_rc=0 c_rc=0
+	shift 2
+	while (($#)) && [[ $1 != -- ]]; do
+		srv+=("$1")
+		shift
+	done
+	shift
+	cli=("$@")
+	local t=${PAIR_TIMEOUT:-120} lb=()
+	# Line-buffered output, so a run killed by its timeout still shows
+	# how far it got (not with the ASan preload: stdbuf would put its
+	# own library first in LD_PRELOAD).
+	[[ -z $TOOL_PRELOAD ]] && command -v stdbuf >/dev/null && lb=(stdbuf -oL -eL)
+	timeout -k 5 "$t" env LD_PRELOAD="$TOOL_PRELOAD" "${lb[@]}" "${srv[@]}" \
+		>"$RUN_DIR/$name.server.log" 2>&1 &
+	spid=$!
+	bg_track "$spid"
+	if wait_listen "$port" "$spid"; then
+		timeout -k 5 "$t" env LD_PRELOAD="$TOOL_PRELOAD" "${lb[@]}" "${cli[@]}" \
+			>"$RUN_DIR/$name.client.log" 2>&1 || c_rc=$?
+	else
+		echo "(server never listened on port $port)" \
+			>"$RUN_DIR/$name.client.log"
+		c_rc=255
+		kill -TERM "$spid" 2>/dev/null
+	fi
+	wait "$spid" || s_rc=$?
+	PAIR_STATUS="$s_rc $c_rc"
+	[[ $s_rc == 0 && $c_rc == 0 ]]
+}
+
+# show_pair NAME: prints the end of both sides' logs (for failure reports).
+show_pair() {
+	local f
+	for f in "$RUN_DIR/$1.server.log" "$RUN_DIR/$1.client.log"; do
+		[[ -f $f ]] || continue
+		echo "--- $(basename "$f") ---"
+		tail -n 30 "$f"
+	done
+}
+
+# vhca_status: the daemon's per-device resource view.
+vhca_status() { cat "$SYSFS_PATH/module/vhca/status"; }
