@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <rdma/ib_user_verbs.h>
@@ -67,6 +68,7 @@ void vhca_comp_channel_put(struct vhca_comp_channel *chan)
 				      memory_order_acq_rel) != 1)
 		return;
 	close_fd(&chan->write_fd);
+	free(chan->unread_log);
 	free(chan);
 }
 
@@ -505,10 +507,79 @@ int vhca_channels_post_async(struct vhca_channels *ch, uint64_t element,
 			   sizeof(desc));
 }
 
+/* Credits the records the guest has read since the last look. */
+static void credit_read_records(struct vhca_comp_channel *chan)
+{
+	struct ib_uverbs_comp_event_desc desc;
+	uint32_t read_now;
+	int unread_bytes;
+
+	if (!chan->log_len)
+		return;
+	if (atomic_load(&chan->gone) ||
+	    ioctl(chan->write_fd, FIONREAD, &unread_bytes) || unread_bytes < 0)
+		unread_bytes = 0;	/* nobody will read the rest */
+	if ((uint32_t)unread_bytes / sizeof(desc) >= chan->log_len)
+		return;
+	read_now = chan->log_len - (uint32_t)unread_bytes / sizeof(desc);
+	while (read_now--) {
+		uint32_t *counter = chan->unread_log[chan->log_head];
+
+		if (counter)
+			(*counter)++;
+		chan->log_head = (chan->log_head + 1) % chan->log_cap;
+		chan->log_len--;
+	}
+}
+
+static int log_unread(struct vhca_comp_channel *chan, uint32_t *read_counter)
+{
+	if (chan->log_len == chan->log_cap) {
+		uint32_t cap = chan->log_cap ? 2 * chan->log_cap : 16;
+		uint32_t **log = malloc(cap * sizeof(*log));
+
+		if (!log)
+			return -ENOMEM;
+		for (uint32_t i = 0; i < chan->log_len; i++)
+			log[i] = chan->unread_log[(chan->log_head + i) %
+						  chan->log_cap];
+		free(chan->unread_log);
+		chan->unread_log = log;
+		chan->log_cap = cap;
+		chan->log_head = 0;
+	}
+	chan->unread_log[(chan->log_head + chan->log_len) % chan->log_cap] =
+		read_counter;
+	chan->log_len++;
+	return 0;
+}
+
+void vhca_comp_channel_forget(struct vhca_comp_channel *chan,
+			      uint32_t *read_counter)
+{
+	credit_read_records(chan);
+	for (uint32_t i = 0; i < chan->log_len; i++) {
+		uint32_t **entry =
+			&chan->unread_log[(chan->log_head + i) % chan->log_cap];
+
+		if (*entry == read_counter)
+			*entry = NULL;
+	}
+}
+
 int vhca_comp_channel_post(struct vhca_comp_channel *chan,
-			   uint64_t cq_handle)
+			   uint64_t cq_handle, uint32_t *read_counter)
 {
 	struct ib_uverbs_comp_event_desc desc = { .cq_handle = cq_handle };
+	int ret;
 
-	return post_record(chan->write_fd, &chan->gone, &desc, sizeof(desc));
+	credit_read_records(chan);
+	/* Log first: an event we could not account for must not be sent. */
+	ret = log_unread(chan, read_counter);
+	if (ret)
+		return ret;
+	ret = post_record(chan->write_fd, &chan->gone, &desc, sizeof(desc));
+	if (ret)
+		chan->log_len--;
+	return ret;
 }

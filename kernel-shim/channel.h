@@ -57,6 +57,16 @@ struct vhca_comp_channel {
 	int guest_fd;		/* the fd number we returned */
 	int write_fd;
 	struct vhca_pipe_id id;
+	/*
+	 * The kernel reports at DESTROY_CQ how many events the application
+	 * has read (libibverbs waits until it has acked exactly that many).
+	 * A pipe cannot tell us whose records were read, so we log, in pipe
+	 * order, the read counter of the CQ each unread record belongs to;
+	 * FIONREAD tells how many are still unread.  Serialized by the
+	 * engine lock (posts and CQ destruction both run under it).
+	 */
+	uint32_t **unread_log;
+	uint32_t log_cap, log_head, log_len;
 };
 
 struct vhca_channels {
@@ -143,7 +153,14 @@ int vhca_channels_return(struct vhca_channels *ch,
 /* Event records in the kernel formats; 0, -EAGAIN (full) or -EPIPE. */
 int vhca_channels_post_async(struct vhca_channels *ch, uint64_t element,
 			     uint32_t event_type);
+/*
+ * Forgets @read_counter's unread records after crediting every record the
+ * guest has read so far; call before the CQ owning the counter goes away.
+ */
+void vhca_comp_channel_forget(struct vhca_comp_channel *chan,
+			      uint32_t *read_counter);
+/* Posts one event for the CQ @cq_handle, whose reads @read_counter counts. */
 int vhca_comp_channel_post(struct vhca_comp_channel *chan,
-			   uint64_t cq_handle);
+			   uint64_t cq_handle, uint32_t *read_counter);
 
 #endif /* VHCA_CHANNEL_H */

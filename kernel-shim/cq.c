@@ -89,8 +89,10 @@ void vhca_cq_free(struct vhca_cq *cq)
 {
 	if (cq->handle != VHCA_NO_HANDLE)
 		vhca_obj_erase(cq->uctx, cq->handle);
-	if (cq->channel)
+	if (cq->channel) {
+		vhca_comp_channel_forget(cq->channel, &cq->comp_events_read);
 		vhca_comp_channel_put(cq->channel);
+	}
 	vhca_qmem_unmap(&cq->qmem);
 	vhca_stats_release(&cq->uctx->dev->stats.cqs);
 	free(cq);
@@ -105,7 +107,13 @@ int vhca_cq_destroy(struct vhca_ucontext *uctx, uint32_t handle,
 		return -EINVAL;
 	if (cq->num_qps)
 		return -EBUSY;
-	resp->comp_events_reported = cq->comp_events;
+	/*
+	 * Like the kernel, report the events the application has read:
+	 * libibverbs waits until it has acked exactly that many.
+	 */
+	if (cq->channel)
+		vhca_comp_channel_forget(cq->channel, &cq->comp_events_read);
+	resp->comp_events_reported = cq->comp_events_read;
 	resp->async_events_reported = cq->async_events;
 	vhca_cq_free(cq);
 	return 0;
@@ -142,7 +150,8 @@ static void maybe_notify(struct vhca_cq *cq, bool solicited, bool error)
 					 memory_order_acq_rel);
 	if (state != VHCA_CQ_ARM_NEXT && state != VHCA_CQ_ARM_SOLICITED)
 		return;	/* raced with the guest, or garbage: not armed */
-	if (!vhca_comp_channel_post(cq->channel, cq->user_handle))
+	if (!vhca_comp_channel_post(cq->channel, cq->user_handle,
+				    &cq->comp_events_read))
 		cq->comp_events++;
 }
 

@@ -30,7 +30,8 @@ struct vhca_cq {
 	uint32_t cqe_count;		/* ring entries, a power of two */
 	uint32_t producer;		/* our count; db->producer is a copy */
 	struct vhca_comp_channel *channel;	/* referenced, or NULL */
-	uint32_t comp_events;		/* comp events delivered */
+	uint32_t comp_events;		/* comp events written to the channel */
+	uint32_t comp_events_read;	/* of those, read by the guest */
 	uint32_t async_events;		/* async events delivered */
 	bool error;			/* overrun: no more CQEs */
 	unsigned int num_qps;		/* QPs using it: destroy is EBUSY */

@@ -1089,11 +1089,31 @@ static void test_channels(void)
 	chan = vhca_channels_get_comp(&u->channels, u->peer, fd[1]);
 	CHECK(chan && chan->guest_fd == fd[1], "channel by fd");
 	if (chan) {
-		CHECK(vhca_comp_channel_post(chan, 0x1122334455667788ULL) == 0,
+		uint32_t read_a = 0, read_b = 0;
+
+		CHECK(vhca_comp_channel_post(chan, 0x1122334455667788ULL,
+					     &read_a) == 0,
 		      "post comp event");
+		CHECK(vhca_comp_channel_post(chan, 2, &read_b) == 0 &&
+			      vhca_comp_channel_post(chan, 3, &read_a) == 0,
+		      "post two more");
 		CHECK(read(fd[1], &comp, sizeof(comp)) == sizeof(comp) &&
 			      comp.cq_handle == 0x1122334455667788ULL,
 		      "comp event record");
+		/* Only what the guest read counts as reported (DESTROY_CQ). */
+		vhca_comp_channel_forget(chan, &read_a);
+		CHECK(read_a == 1, "read events of A: %u, expected 1", read_a);
+		CHECK(read(fd[1], &comp, sizeof(comp)) == sizeof(comp) &&
+			      comp.cq_handle == 2,
+		      "second record");
+		vhca_comp_channel_forget(chan, &read_b);
+		CHECK(read_b == 1, "read events of B: %u, expected 1", read_b);
+		CHECK(read(fd[1], &comp, sizeof(comp)) == sizeof(comp) &&
+			      comp.cq_handle == 3,
+		      "third record");
+		vhca_comp_channel_forget(chan, &read_b);
+		CHECK(read_a == 1, "a forgotten record was credited: %u",
+		      read_a);
 		vhca_comp_channel_put(chan);
 	}
 	CHECK(!vhca_channels_get_comp(&u->channels, u->peer,
@@ -1120,7 +1140,7 @@ static void test_channels(void)
 	guest_close_channel(&g, fd[2]);
 	vhca_channels_reap(&u->channels);
 	CHECK(stats_are(1, 0, 0, 3), STATS_FMT, STATS_ARGS);
-	CHECK(vhca_comp_channel_post(chan, 1) == -EPIPE,
+	CHECK(vhca_comp_channel_post(chan, 1, NULL) == -EPIPE,
 	      "post to a reaped channel a CQ still holds");
 	vhca_comp_channel_put(chan);
 
