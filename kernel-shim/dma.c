@@ -23,6 +23,11 @@ struct vhca_dma_peer {
 	atomic_uint refcount;
 	pid_t tgid;
 	int pidfd;
+	/*
+	 * process_vm_* said ESRCH: the process has released its memory (it
+	 * is exiting) though its pidfd may not poll readable yet.
+	 */
+	atomic_bool exiting;
 };
 
 int vhca_dma_tgid_of(pid_t tid, pid_t *tgid)
@@ -61,6 +66,11 @@ static bool pidfd_alive(int pidfd)
 bool vhca_dma_peer_alive(const struct vhca_dma_peer *peer)
 {
 	return pidfd_alive(peer->pidfd);
+}
+
+bool vhca_dma_peer_gone(const struct vhca_dma_peer *peer)
+{
+	return atomic_load(&peer->exiting) || !vhca_dma_peer_alive(peer);
 }
 
 pid_t vhca_dma_peer_tgid(const struct vhca_dma_peer *peer)
@@ -159,14 +169,19 @@ static int transfer(const struct vhca_dma_peer *peer, uint64_t addr,
 		return 0;
 	if (!range_is_addressable(addr, len))
 		return -EFAULT;
-	if (!vhca_dma_peer_alive(peer))
-		return -ESRCH;
+	/*
+	 * One liveness check, after the transfer, suffices against pid
+	 * reuse: if our process died before or during it, the pidfd is
+	 * readable by then and the result is discarded.
+	 */
 	if (to_peer)
 		done = process_vm_writev(peer->tgid, local, nr_local, &remote,
 					 1, 0);
 	else
 		done = process_vm_readv(peer->tgid, local, nr_local, &remote, 1,
 					0);
+	if (done < 0 && errno == ESRCH)
+		atomic_store(&((struct vhca_dma_peer *)peer)->exiting, true);
 	if (!vhca_dma_peer_alive(peer))
 		return -ESRCH;
 	if (done < 0)

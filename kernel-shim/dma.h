@@ -56,6 +56,8 @@ void vhca_dma_peer_put(struct vhca_dma_peer *peer);
 
 pid_t vhca_dma_peer_tgid(const struct vhca_dma_peer *peer);
 bool vhca_dma_peer_alive(const struct vhca_dma_peer *peer);
+/* Dead, or exiting (its memory already gone): it will answer no more. */
+bool vhca_dma_peer_gone(const struct vhca_dma_peer *peer);
 
 /*
  * Is @tid a thread of the peer's (live) process?  0, -EACCES for a thread

@@ -426,6 +426,15 @@ void vhca_deliver(struct vhca_dev *src_dev, const struct vhca_pkt *pkt,
 		kind = VHCA_NAK_INV_REQ;
 		break;
 	}
+	/*
+	 * A responder whose process is dying cannot answer: like a node
+	 * that lost power it goes silent, so its peers see a retry timeout
+	 * rather than an error it never sent.
+	 */
+	if (kind != VHCA_ACK && vhca_dma_peer_gone(qp->uctx->peer)) {
+		qp->dead_peer = true;
+		return;		/* ack->kind is VHCA_DROPPED */
+	}
 	if (kind == VHCA_ACK)
 		count_delivery(src_dev, dev, pkt);
 	if (qp->type != IBV_QPT_RC && kind != VHCA_LOCAL_FAULT) {
