@@ -1,7 +1,8 @@
 #!/bin/bash
-# The demo: build vhca, start vhcad with two VFs and show them to
-# unmodified rdma-core tools.  Later milestones grow this into GUID/P_Key
-# provisioning, ib_write_lat and MPI between two guests.
+# The demo: build vhca, start vhcad with two VFs, provision their GUIDs and
+# P_Keys with vhcactl, show them to unmodified rdma-core tools and run
+# unmodified ib_write_lat between them.  MPI between two guests comes with
+# the guests milestone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +29,15 @@ for dev in vhca0_vf0 vhca0_vf1; do
 	echo "== ibv_devinfo -d $dev"
 	ibv_devinfo -d "$dev"
 done
+echo "== provisioning the VFs through the PF"
+vhcactl=build/release/tools/vhcactl
+cat >"$run_dir/plan" <<'PLAN'
+# one partition (0x8001) shared by both VFs, full members
+vf 0 node_guid 02:00:00:00:00:00:a0:00 port_guid 02:00:00:00:00:00:a0:01 policy Up pkey 0xffff 0x8001
+vf 1 node_guid 02:00:00:00:00:00:a1:00 port_guid 02:00:00:00:00:00:a1:01 policy Up pkey 0xffff 0x8001
+PLAN
+"$vhcactl" apply "$run_dir/plan"
+"$vhcactl" show
 echo "== SR-IOV view of the PF"
 for vf in 0 1; do
 	dir=$SYSFS_PATH/class/infiniband/vhca0/device/sriov/$vf
@@ -35,5 +45,13 @@ for vf in 0 1; do
 		"$(cat "$dir/node")" "$(cat "$dir/port")" \
 		"$(cat "$dir/policy")" "$(cat "$dir/pkeys/0")"
 done
+echo "== ib_write_lat -s 2 between vhca0_vf0 and vhca0_vf1"
+port=18515
+ib_write_lat -d vhca0_vf0 -s 2 -n 2000 -F -p "$port" >"$run_dir/server.log" 2>&1 &
+server=$!
+sleep 1
+timeout 120 ib_write_lat -d vhca0_vf1 -s 2 -n 2000 -F -p "$port" localhost |
+	tee "$run_dir/client.log" | sed -n '/#bytes/,/^-\+$/p'
+wait "$server"
 echo "== resources held per device"
 cat "$SYSFS_PATH/module/vhca/status"
