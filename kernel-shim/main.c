@@ -27,6 +27,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <vhca/text.h>
+
 #include "engine.h"
 #include "mgmt.h"
 #include "pf.h"
@@ -89,17 +91,10 @@ static void usage(FILE *out)
 /* Strict decimal in 0..max: no sign, no blanks, no suffix. */
 static bool parse_count(const char *text, unsigned int max, unsigned int *out)
 {
-	unsigned long value = 0;
+	unsigned long value;
 
-	if (!*text)
+	if (!vhca_parse_decimal(text, strlen(text), max, &value))
 		return false;
-	for (const char *p = text; *p; p++) {
-		if (*p < '0' || *p > '9')
-			return false;
-		value = value * 10 + (unsigned long)(*p - '0');
-		if (value > max)
-			return false;
-	}
 	*out = (unsigned int)value;
 	return true;
 }

@@ -30,6 +30,8 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
+#include <vhca/text.h>
+
 #include "rundir.h"
 #include "sysfs.h"
 
@@ -146,19 +148,11 @@ static void unlink_quietly(const char *path)
 /* Strict "N" or "N\n" with N a decimal in 0..max; false for anything else. */
 static bool parse_index(const char *text, long max, int *out)
 {
-	long value = 0;
-	const char *p = text;
+	unsigned long value;
 
-	if (*p < '0' || *p > '9')
-		return false;
-	for (; *p >= '0' && *p <= '9'; p++) {
-		value = value * 10 + (*p - '0');
-		if (value > max)
-			return false;
-	}
-	if (*p == '\n')
-		p++;
-	if (*p)
+	if (!vhca_parse_decimal(text,
+				vhca_text_strip_newline(text, strlen(text)),
+				(unsigned long)max, &value))
 		return false;
 	*out = (int)value;
 	return true;

@@ -35,6 +35,7 @@
 #include <linux/fuse.h>
 
 #include <vhca/abi.h>
+#include <vhca/text.h>
 
 #include "cmd.h"
 #include "pf.h"
@@ -484,19 +485,11 @@ static int show_numvfs(const struct node_ctx *c, FILE *out)
 /* Strictly "N" or "N\n", N decimal; -EINVAL for anything else. */
 static int parse_decimal(const char *buf, size_t len, unsigned int *out)
 {
-	unsigned long long value = 0;
+	unsigned long value;
 
-	if (len && buf[len - 1] == '\n')
-		len--;
-	if (!len)
+	if (!vhca_parse_decimal(buf, vhca_text_strip_newline(buf, len),
+				UINT_MAX, &value))
 		return -EINVAL;
-	for (size_t i = 0; i < len; i++) {
-		if (buf[i] < '0' || buf[i] > '9')
-			return -EINVAL;
-		value = value * 10 + (unsigned int)(buf[i] - '0');
-		if (value > UINT_MAX)
-			return -EINVAL;
-	}
 	*out = (unsigned int)value;
 	return 0;
 }
@@ -553,67 +546,25 @@ static int show_vf_pkey(const struct node_ctx *c, FILE *out)
 	return 0;
 }
 
-/* Drops one trailing newline; a value must then be non-empty. */
-static size_t strip_newline(const char *buf, size_t len)
-{
-	return len && buf[len - 1] == '\n' ? len - 1 : len;
-}
 
-static int hex_digit(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
 
 /* Strictly "xx:xx:xx:xx:xx:xx:xx:xx" (hex, MSB first), optional "\n". */
 static int parse_vf_guid(const char *buf, size_t len, uint64_t *out)
 {
-	uint64_t guid = 0;
-
-	len = strip_newline(buf, len);
-	if (len != 23)
-		return -EINVAL;
-	for (size_t i = 0; i < 8; i++) {
-		int hi = hex_digit(buf[3 * i]), lo = hex_digit(buf[3 * i + 1]);
-
-		if (hi < 0 || lo < 0 || (i < 7 && buf[3 * i + 2] != ':'))
-			return -EINVAL;
-		guid = guid << 8 | (uint64_t)(hi << 4 | lo);
-	}
-	*out = guid;
-	return 0;
+	return vhca_parse_guid(buf, vhca_text_strip_newline(buf, len), out) ?
+		       0 :
+		       -EINVAL;
 }
 
 /* "0x8001", "8001" (1-4 hex digits), or "none" = 0; optional "\n". */
 static int parse_vf_pkey(const char *buf, size_t len, uint16_t *out)
 {
-	unsigned int value = 0;
-
-	len = strip_newline(buf, len);
+	len = vhca_text_strip_newline(buf, len);
 	if (len == 4 && !memcmp(buf, "none", 4)) {
 		*out = 0;
 		return 0;
 	}
-	if (len > 2 && buf[0] == '0' && (buf[1] == 'x' || buf[1] == 'X')) {
-		buf += 2;
-		len -= 2;
-	}
-	if (!len || len > 4)
-		return -EINVAL;
-	for (size_t i = 0; i < len; i++) {
-		int digit = hex_digit(buf[i]);
-
-		if (digit < 0)
-			return -EINVAL;
-		value = value << 4 | (unsigned int)digit;
-	}
-	*out = (uint16_t)value;
-	return 0;
+	return vhca_parse_pkey(buf, len, out) ? 0 : -EINVAL;
 }
 
 static int store_vf_node(struct vhca_sysfs *fs, struct node_ref ref,
@@ -638,7 +589,8 @@ static int store_vf_policy(struct vhca_sysfs *fs, struct node_ref ref,
 			   const char *buf, size_t len)
 {
 	enum vhca_vf_policy policy;
-	int ret = vhca_policy_parse(buf, strip_newline(buf, len), &policy);
+	int ret = vhca_policy_parse(buf, vhca_text_strip_newline(buf, len),
+				    &policy);
 
 	return ret ? ret : vhca_pf_set_vf_policy(fs->pf, ref.vf, policy);
 }

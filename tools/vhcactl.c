@@ -41,6 +41,8 @@
 #include <netlink/route/link.h>
 #include <netlink/route/link/sriov.h>
 
+#include <vhca/text.h>
+
 #define EXIT_USAGE 2
 #define VALUE_MAX 128
 #define MAX_PKEYS 1024
@@ -105,31 +107,14 @@ static void error_msg(const char *fmt, ...)
 
 /* ---- values -------------------------------------------------------------------- */
 
-static int hex_digit(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
 
 /* Strict xx:xx:xx:xx:xx:xx:xx:xx; 0 and all-ones are no GUIDs. */
 static const char *parse_guid(const char *text, uint64_t *out)
 {
-	uint64_t guid = 0;
+	uint64_t guid;
 
-	if (strlen(text) != 23)
+	if (!vhca_parse_guid(text, strlen(text), &guid))
 		return "a GUID is xx:xx:xx:xx:xx:xx:xx:xx";
-	for (int i = 0; i < 8; i++) {
-		int hi = hex_digit(text[3 * i]), lo = hex_digit(text[3 * i + 1]);
-
-		if (hi < 0 || lo < 0 || (i < 7 && text[3 * i + 2] != ':'))
-			return "a GUID is xx:xx:xx:xx:xx:xx:xx:xx";
-		guid = guid << 8 | (uint64_t)(hi << 4 | lo);
-	}
 	if (guid == 0 || guid == UINT64_MAX)
 		return "GUID 0 and ff:ff:ff:ff:ff:ff:ff:ff are reserved";
 	*out = guid;
@@ -151,24 +136,13 @@ static void format_guid(uint64_t guid, char *buf, size_t len)
 /* "0x8001" or "8001": 1-4 hex digits; a usable (non-empty) P_Key. */
 static const char *parse_pkey(const char *text, uint16_t *out)
 {
-	unsigned int value = 0;
-	size_t len;
+	uint16_t value;
 
-	if (text[0] == '0' && (text[1] == 'x' || text[1] == 'X'))
-		text += 2;
-	len = strlen(text);
-	if (!len || len > 4)
+	if (!vhca_parse_pkey(text, strlen(text), &value))
 		return "a P_Key is 1-4 hex digits, e.g. 0x8001";
-	for (size_t i = 0; i < len; i++) {
-		int digit = hex_digit(text[i]);
-
-		if (digit < 0)
-			return "a P_Key is 1-4 hex digits, e.g. 0x8001";
-		value = value << 4 | (unsigned int)digit;
-	}
 	if (!(value & 0x7fff))
 		return "P_Key 0x0000 and 0x8000 name no partition";
-	*out = (uint16_t)value;
+	*out = value;
 	return NULL;
 }
 
@@ -182,17 +156,10 @@ static const char *parse_policy(const char *text)
 /* Strict decimal 0..max. */
 static bool parse_uint(const char *text, unsigned int max, unsigned int *out)
 {
-	unsigned long value = 0;
+	unsigned long value;
 
-	if (!*text)
+	if (!vhca_parse_decimal(text, strlen(text), max, &value))
 		return false;
-	for (const char *p = text; *p; p++) {
-		if (*p < '0' || *p > '9')
-			return false;
-		value = value * 10 + (unsigned long)(*p - '0');
-		if (value > max)
-			return false;
-	}
 	*out = (unsigned int)value;
 	return true;
 }
@@ -835,7 +802,7 @@ static uint64_t parse_sysfs_guid(const char *text)
 	uint64_t guid = 0;
 
 	for (; *text; text++) {
-		int digit = hex_digit(*text);
+		int digit = vhca_hex_digit(*text);
 
 		if (digit >= 0)
 			guid = guid << 4 | (uint64_t)digit;
