@@ -6,6 +6,7 @@
  * nonzero entry, unicast DLIDs.  An invalid request changes nothing.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,6 +70,12 @@ static void remove_qpn(struct vhca_qp *qp)
 void vhca_qp_set_error(struct vhca_qp *qp)
 {
 	qp->state = IBV_QPS_ERR;
+	/*
+	 * From now on receive posts must ring; the fence orders this store
+	 * before the flush's rq_head load (see struct vhca_qp_db).
+	 */
+	atomic_store((_Atomic uint32_t *)&qp->db->rq_notify, 1);
+	atomic_thread_fence(memory_order_seq_cst);
 }
 
 /* ---- create ---------------------------------------------------------- */
@@ -444,8 +451,10 @@ int vhca_qp_modify(struct vhca_ucontext *uctx,
 	}
 	apply_attrs(qp, c, mask);
 	qp->state = next;
-	if (next == IBV_QPS_ERR)
+	if (next == IBV_QPS_ERR) {
+		vhca_qp_set_error(qp);
 		vhca_transport_flush(qp);
+	}
 	else if (next == IBV_QPS_RTS)
 		vhca_engine_schedule(qp);	/* WQEs posted before RTS */
 	return 0;

@@ -149,7 +149,16 @@ struct vhca_qp_db {
 	__u32 sq_tail;		/* device: WQEs consumed (informational) */
 	__u32 rq_tail;		/* device: receive WQEs consumed */
 	__u32 queued;
-	__u32 reserved[3];
+	/*
+	 * device: 1 once the QP is in the error state, where every receive
+	 * posted must be flushed.  Until then the device reads the RQ when
+	 * a message arrives and needs no doorbell for a receive post (a
+	 * requester in RNR wait retries on its timer, as on the wire), so
+	 * the provider rings for receives only while this is set; it loads
+	 * it after a full barrier that follows its rq_head store.
+	 */
+	__u32 rq_notify;
+	__u32 reserved[2];
 };
 
 struct vhca_srq_db {

@@ -557,7 +557,15 @@ int vhca_post_recv(struct ibv_qp *ibqp, struct ibv_recv_wr *wr,
 				wr, bad_wr, &posted);
 	pthread_spin_unlock(&qp->rq.lock);
 
-	if (posted)
+	if (!posted)
+		return err;
+	/*
+	 * The device reads the RQ when a message arrives; only a QP in error
+	 * needs to hear of receives (to flush them).  rq_head before
+	 * rq_notify: the device stores them in the other order.
+	 */
+	udma_full_barrier();
+	if (vhca_load_acquire32(&qp->db->rq_notify))
 		vhca_ring_doorbell(ctx, &qp->db->queued, ibqp->handle,
 				   VHCA_DB_QP);
 	return err;
