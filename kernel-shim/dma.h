@@ -65,11 +65,25 @@ bool vhca_dma_peer_gone(const struct vhca_dma_peer *peer);
  */
 int vhca_dma_peer_check_caller(const struct vhca_dma_peer *peer, pid_t tid);
 
-/* Whole transfers only: a short transfer is -EFAULT. */
+/*
+ * Whole transfers only: a short transfer is -EFAULT.  These are
+ * copy_from_user/copy_to_user: the page protections of the moment apply.
+ */
 int vhca_dma_read(const struct vhca_dma_peer *peer, uint64_t addr, void *buf,
 		  size_t len);
 int vhca_dma_write(const struct vhca_dma_peer *peer, uint64_t addr,
 		   const void *buf, size_t len);
+
+/*
+ * The engine's access to registered memory, as an HCA's DMA to the pages
+ * REG_MR pinned: the protections were checked at registration and are not
+ * re-checked (a guest that later mprotects its own buffer still receives,
+ * as with real hardware).  Small transfers take a cheaper path.
+ */
+int vhca_dma_mr_read(const struct vhca_dma_peer *peer, uint64_t addr,
+		     void *buf, size_t len);
+int vhca_dma_mr_write(const struct vhca_dma_peer *peer, uint64_t addr,
+		      const void *buf, size_t len);
 /* Writes @len zero bytes at @addr. */
 int vhca_dma_clear(const struct vhca_dma_peer *peer, uint64_t addr,
 		   size_t len);

@@ -66,11 +66,11 @@ static int sgl_io(const struct vhca_sgl *sgl, uint32_t off, uint8_t *buf,
 		}
 		n = seg_len - off < len ? seg_len - off : len;
 		if (write)
-			ret = vhca_dma_write(sgl->seg[i].mr->peer,
-					     sgl->seg[i].addr + off, buf, n);
+			ret = vhca_dma_mr_write(sgl->seg[i].mr->peer,
+						sgl->seg[i].addr + off, buf, n);
 		else
-			ret = vhca_dma_read(sgl->seg[i].mr->peer,
-					    sgl->seg[i].addr + off, buf, n);
+			ret = vhca_dma_mr_read(sgl->seg[i].mr->peer,
+					       sgl->seg[i].addr + off, buf, n);
 		if (ret)
 			return ret;
 		buf += n;

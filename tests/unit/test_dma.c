@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -117,6 +118,66 @@ static void test_transfers(void)
 	CHECK(vhca_dma_write(peer, UINT64_MAX - 3, src, 8) == -EFAULT,
 	      "wrapping address");
 	munmap(two, page);
+	vhca_dma_peer_put(peer);
+}
+
+/*
+ * The engine's path to registered memory: small transfers (mem fd) and
+ * large ones (process_vm_*) land the same bytes and fail the same way; a
+ * later PROT_NONE does not stop it, as it would not stop an HCA's DMA to
+ * pinned pages, while the command path (copy_to_user) still refuses.
+ */
+static void test_mr_transfers(void)
+{
+	struct vhca_dma_peer *peer = bind_self();
+	const size_t sizes[] = { 1, 64, 4096, 8192, 8193, 200000 };
+	size_t max = 200000 + 1;
+	uint8_t *src = malloc(max), *dst = malloc(max);
+	char *two, *hole;
+
+	REQUIRE(src && dst, "malloc");
+	for (size_t i = 0; i < max; i++)
+		src[i] = (uint8_t)(i * 7 + 3);
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(*sizes); i++) {
+		size_t n = sizes[i];
+
+		memset(dst, 0xee, max);
+		CHECK(vhca_dma_mr_write(peer, (uintptr_t)dst + 1, src, n) == 0 &&
+			      !memcmp(dst + 1, src, n) && dst[0] == 0xee &&
+			      dst[n + 1 < max ? n + 1 : 0] == 0xee,
+		      "mr write of %zu bytes lands exactly", n);
+		memset(dst, 0, max);
+		CHECK(vhca_dma_mr_read(peer, (uintptr_t)src, dst, n) == 0 &&
+			      !memcmp(dst, src, n),
+		      "mr read of %zu bytes", n);
+	}
+
+	two = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	REQUIRE(two != MAP_FAILED, "mmap");
+	munmap(two + page, page);
+	hole = two + page;
+	CHECK(vhca_dma_mr_write(peer, (uintptr_t)hole - 16, src, 32) ==
+		      -EFAULT,
+	      "small mr write across the end of a mapping");
+	CHECK(vhca_dma_mr_read(peer, (uintptr_t)hole, dst, 8) == -EFAULT,
+	      "small mr read of unmapped memory");
+	CHECK(vhca_dma_mr_write(peer, (uintptr_t)hole - 16, src, 20000) ==
+		      -EFAULT,
+	      "large mr write across the end of a mapping");
+	CHECK(vhca_dma_mr_write(peer, UINT64_MAX - 3, src, 8) == -EFAULT,
+	      "wrapping mr address");
+
+	mprotect(two, page, PROT_NONE);
+	CHECK(vhca_dma_write(peer, (uintptr_t)two, src, 8) == -EFAULT,
+	      "command path refuses PROT_NONE");
+	CHECK(vhca_dma_mr_write(peer, (uintptr_t)two, src, 8) == 0,
+	      "registered-memory path writes regardless");
+	mprotect(two, page, PROT_READ);
+	CHECK(!memcmp(two, src, 8), "bytes written under PROT_NONE");
+	munmap(two, page);
+	free(src);
+	free(dst);
 	vhca_dma_peer_put(peer);
 }
 
@@ -256,6 +317,10 @@ static void test_dead_peer(void)
 	CHECK(!vhca_dma_peer_alive(peer), "dead after SIGKILL");
 	CHECK(vhca_dma_read(peer, (uintptr_t)child_buf, got, 6) == -ESRCH,
 	      "read from a dead peer");
+	CHECK(vhca_dma_mr_read(peer, (uintptr_t)child_buf, got, 6) == -ESRCH,
+	      "small mr read from a dead peer");
+	CHECK(vhca_dma_mr_write(peer, (uintptr_t)child_buf, got, 6) == -ESRCH,
+	      "small mr write to a dead peer");
 	CHECK(vhca_dma_check_range(peer, (uintptr_t)child_buf, 6,
 				   VHCA_DMA_READ) == -ESRCH,
 	      "maps of a dead peer");
@@ -275,6 +340,7 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	test_identity();
 	test_transfers();
+	test_mr_transfers();
 	test_check_range();
 	test_take_pipes();
 	test_dead_peer();
