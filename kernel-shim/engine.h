@@ -4,12 +4,12 @@
  * SQPOLL.  One thread pops (handle, kind) entries from every data-path
  * context's doorbell FIFO (struct vhca_ctx_page), keeps a run list of the
  * QPs that have work, executes them, and spins while work flows.  When
- * idle (policy adaptive: ~50 us; event: at once; poll: never) it sets
- * needs_wakeup in every context page, re-checks the FIFOs after a full
- * barrier, and sleeps in epoll on every context's wake eventfd, every
- * owner's pidfd and an internal eventfd, until the next timer (RNR and
- * retry timers).  Work is O(active queues): all QPs of a context are
- * scanned only after its FIFO overflowed.
+ * idle (policy adaptive: up to 50 us while a CPU is spare; event: at
+ * once; poll: never) it sets needs_wakeup in every context page,
+ * re-checks the FIFOs after a full barrier, and sleeps in epoll on every
+ * context's wake eventfd, every owner's pidfd and an internal eventfd,
+ * until the next timer (RNR and retry timers).  Work is O(active queues):
+ * all QPs of a context are scanned only after its FIFO overflowed.
  *
  * Locking: one engine lock.  The engine holds it while it processes a
  * batch; every command of a data-path context runs under it too (cmd.c),
