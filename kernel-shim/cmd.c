@@ -74,6 +74,7 @@ enum cmd_flags {
 	CMD_CREATES_CONTEXT = 1 << 2, /* GET_CONTEXT: needs no context */
 	CMD_CHANNELS = 1 << 3,	/* runs under the channel lock only */
 	CMD_NO_OUT = 1 << 4,	/* out_words must be 0 */
+	CMD_OWN_ENGINE_LOCK = 1 << 5, /* takes the engine lock itself */
 };
 
 struct cmd_method {
@@ -351,14 +352,18 @@ static int cmd_reg_mr(struct cmd_call *call)
 	struct ib_uverbs_reg_mr req;
 	int ret;
 
+	/* Runs without the engine lock: vhca_mr_reg() takes it briefly. */
 	ret = read_request(call, &req, sizeof(req));
 	if (!ret)
 		ret = vhca_mr_reg(call->uctx, &req, &resp);
 	if (ret)
 		return ret;
 	ret = write_response(call, &resp, sizeof(resp));
-	if (ret)
+	if (ret) {
+		vhca_engine_lock();
 		vhca_mr_dereg(call->uctx, resp.mr_handle);
+		vhca_engine_unlock();
+	}
 	return ret;
 }
 
@@ -481,6 +486,38 @@ static int cmd_ex_create_cq(struct cmd_call *call)
 	if (ret)
 		vhca_cq_destroy(call->uctx, resp.base.cq_handle, &(struct ib_uverbs_destroy_cq_resp){ 0 });
 	return ret;
+}
+
+static int cmd_resize_cq(struct cmd_call *call)
+{
+	struct ib_uverbs_resize_cq_resp resp = { 0 };
+	struct vhca_create_cq_resp uresp = { 0 };
+	struct vhca_create_cq_cmd ucmd;
+	struct ib_uverbs_resize_cq req;
+	struct vhca_cq_resize next;
+	struct vhca_cq *cq;
+	int ret;
+
+	ret = read_request(call, &req, sizeof(req));
+	if (!ret)
+		ret = read_udata(call, &ucmd, sizeof(ucmd));
+	if (!ret)
+		ret = vhca_cq_resize_prepare(call->uctx, req.cq_handle, req.cqe,
+					     &ucmd, &cq, &next);
+	if (ret)
+		return ret;
+	/* Answer first: a response we cannot write leaves the old ring. */
+	resp.cqe = next.cqe_count;
+	uresp.cqn = cq->cqn;
+	ret = write_response(call, &resp, sizeof(resp));
+	if (!ret)
+		ret = write_udata_response(call, &uresp, sizeof(uresp));
+	if (ret) {
+		vhca_cq_resize_abort(&next);
+		return ret;
+	}
+	vhca_cq_resize_commit(cq, &next);
+	return 0;
 }
 
 static int cmd_destroy_cq(struct cmd_call *call)
@@ -763,7 +800,7 @@ static const struct cmd_method write_methods[NUM_METHODS] = {
 	[IB_USER_VERBS_CMD_REG_MR] =
 		LEGACY("REG_MR", cmd_reg_mr, struct ib_uverbs_reg_mr,
 		       sizeof(struct ib_uverbs_reg_mr_resp),
-		       CMD_HAS_UDATA | CMD_HAS_RESP),
+		       CMD_HAS_UDATA | CMD_HAS_RESP | CMD_OWN_ENGINE_LOCK),
 	[IB_USER_VERBS_CMD_DEREG_MR] =
 		LEGACY("DEREG_MR", cmd_dereg_mr, struct ib_uverbs_dereg_mr, 0,
 		       0),
@@ -775,6 +812,10 @@ static const struct cmd_method write_methods[NUM_METHODS] = {
 	[IB_USER_VERBS_CMD_CREATE_CQ] =
 		LEGACY("CREATE_CQ", cmd_create_cq, struct ib_uverbs_create_cq,
 		       sizeof(struct ib_uverbs_create_cq_resp),
+		       CMD_HAS_UDATA | CMD_HAS_RESP),
+	[IB_USER_VERBS_CMD_RESIZE_CQ] =
+		LEGACY("RESIZE_CQ", cmd_resize_cq, struct ib_uverbs_resize_cq,
+		       sizeof(struct ib_uverbs_resize_cq_resp),
 		       CMD_HAS_UDATA | CMD_HAS_RESP),
 	[IB_USER_VERBS_CMD_DESTROY_CQ] =
 		LEGACY("DESTROY_CQ", cmd_destroy_cq,
@@ -991,9 +1032,12 @@ static int run(struct vhca_ucontext *uctx, const struct cmd_method *m,
 		/*
 		 * The engine reads this context's objects and handle table
 		 * between its batches: change them only then.  GET_CONTEXT
-		 * registers with the engine itself.
+		 * registers with the engine itself; REG_MR takes the lock
+		 * only to publish the MR, after its slow /proc/<pid>/maps
+		 * check (mr.c says why that is safe).
 		 */
-		bool engine = !(m->flags & CMD_CREATES_CONTEXT);
+		bool engine = !(m->flags & (CMD_CREATES_CONTEXT |
+					    CMD_OWN_ENGINE_LOCK));
 
 		if (engine)
 			vhca_engine_lock();

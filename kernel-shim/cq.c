@@ -12,20 +12,22 @@
 /* CQ numbers: unique, never 0, recycled only after 2^24 creations. */
 static _Atomic uint32_t next_cqn = 1;
 
-static int map_ring(struct vhca_cq *cq, const struct vhca_dma_peer *peer,
+/* The ring and doorbell record of a CQ memfd described by udata. */
+static int map_ring(struct vhca_qmem *qmem, struct vhca_cqe **ring,
+		    struct vhca_cq_db **db, const struct vhca_dma_peer *peer,
 		    const struct vhca_create_cq_cmd *ucmd)
 {
 	uint64_t ring_len = (uint64_t)ucmd->cqe_count * sizeof(struct vhca_cqe);
 	int ret;
 
-	ret = vhca_qmem_map(&cq->qmem, peer, ucmd->buf_fd, ucmd->buf_size);
+	ret = vhca_qmem_map(qmem, peer, ucmd->buf_fd, ucmd->buf_size);
 	if (ret)
 		return ret;
-	cq->ring = vhca_qmem_claim(&cq->qmem, ucmd->ring_offset, ring_len,
-				   VHCA_PAGE_SIZE);
-	cq->db = vhca_qmem_claim(&cq->qmem, ucmd->db_offset,
-				 sizeof(struct vhca_cq_db), VHCA_DB_ALIGN);
-	return cq->ring && cq->db ? 0 : -EINVAL;
+	*ring = vhca_qmem_claim(qmem, ucmd->ring_offset, ring_len,
+				VHCA_PAGE_SIZE);
+	*db = vhca_qmem_claim(qmem, ucmd->db_offset, sizeof(struct vhca_cq_db),
+			      VHCA_DB_ALIGN);
+	return *ring && *db ? 0 : -EINVAL;
 }
 
 static int check_sizes(const struct vhca_cq_create_args *args,
@@ -64,7 +66,7 @@ int vhca_cq_create(struct vhca_ucontext *uctx,
 	cq->handle = VHCA_NO_HANDLE;
 	cq->user_handle = args->user_handle;
 	cq->cqe_count = ucmd->cqe_count;
-	ret = map_ring(cq, uctx->peer, ucmd);
+	ret = map_ring(&cq->qmem, &cq->ring, &cq->db, uctx->peer, ucmd);
 	if (!ret && args->comp_channel >= 0) {
 		cq->channel = vhca_channels_get_comp(&uctx->channels,
 						     uctx->peer,
@@ -117,6 +119,86 @@ int vhca_cq_destroy(struct vhca_ucontext *uctx, uint32_t handle,
 	resp->async_events_reported = cq->async_events;
 	vhca_cq_free(cq);
 	return 0;
+}
+
+/* CQEs written and not yet consumed; -1 if the guest's count is garbage. */
+static int64_t unconsumed(const struct vhca_cq *cq)
+{
+	uint32_t consumer = atomic_load_explicit(
+		(_Atomic uint32_t *)&cq->db->consumer, memory_order_acquire);
+	uint32_t n = cq->producer - consumer;
+
+	return n > cq->cqe_count ? -1 : (int64_t)n;
+}
+
+int vhca_cq_resize_prepare(struct vhca_ucontext *uctx, uint32_t handle,
+			   uint32_t cqe, const struct vhca_create_cq_cmd *ucmd,
+			   struct vhca_cq **out, struct vhca_cq_resize *next)
+{
+	const struct vhca_cq_create_args args = { .cqe = cqe };
+	struct vhca_cq *cq = vhca_obj_lookup(uctx, VHCA_OBJ_CQ, handle);
+	uint32_t consumer;
+	int64_t pending;
+	int ret;
+
+	memset(next, 0, sizeof(*next));
+	if (!cq)
+		return -EINVAL;
+	ret = check_sizes(&args, ucmd);
+	if (ret)
+		return ret;
+	/* As mlx4 and rxe: the completions not yet polled must fit. */
+	pending = unconsumed(cq);
+	if (pending < 0 || pending > cqe)
+		return -EINVAL;
+	ret = map_ring(&next->qmem, &next->ring, &next->db, uctx->peer, ucmd);
+	if (ret) {
+		vhca_cq_resize_abort(next);
+		return ret;
+	}
+	next->cqe_count = ucmd->cqe_count;
+	next->pending = (uint32_t)pending;
+	/*
+	 * The consumer we counted from, not a second read: the guest may
+	 * move it meanwhile, and then loses what it skipped, nothing more.
+	 * pending <= cqe < cqe_count: all land in the first pass (owner 1).
+	 */
+	consumer = cq->producer - next->pending;
+	for (uint32_t i = 0; i < next->pending; i++) {
+		struct vhca_cqe c;
+
+		memcpy(&c, &cq->ring[(consumer + i) & (cq->cqe_count - 1)],
+		       sizeof(c));
+		memcpy(&next->ring[i], &c, offsetof(struct vhca_cqe, owner));
+		atomic_store_explicit((_Atomic uint8_t *)&next->ring[i].owner,
+				      1, memory_order_release);
+	}
+	atomic_store((_Atomic uint32_t *)&next->db->consumer, 0);
+	atomic_store((_Atomic uint32_t *)&next->db->producer, next->pending);
+	*out = cq;
+	return 0;
+}
+
+void vhca_cq_resize_commit(struct vhca_cq *cq, struct vhca_cq_resize *next)
+{
+	/* An armed CQ stays armed: its next completion raises the event. */
+	uint32_t arm = atomic_exchange((_Atomic uint32_t *)&cq->db->arm,
+				       VHCA_CQ_DISARMED);
+
+	atomic_store((_Atomic uint32_t *)&next->db->arm, arm);
+	vhca_qmem_unmap(&cq->qmem);
+	cq->qmem = next->qmem;
+	cq->ring = next->ring;
+	cq->db = next->db;
+	cq->cqe_count = next->cqe_count;
+	cq->producer = next->pending;
+	memset(next, 0, sizeof(*next));
+}
+
+void vhca_cq_resize_abort(struct vhca_cq_resize *next)
+{
+	vhca_qmem_unmap(&next->qmem);
+	memset(next, 0, sizeof(*next));
 }
 
 static void report_overrun(struct vhca_cq *cq)

@@ -56,6 +56,30 @@ int vhca_cq_destroy(struct vhca_ucontext *uctx, uint32_t handle,
 void vhca_cq_free(struct vhca_cq *cq);
 
 /*
+ * RESIZE_CQ, in two steps around the response so a failed response
+ * write changes nothing (engine lock held throughout, so no CQE is
+ * produced in between).  Prepare checks the sizes as CREATE_CQ does,
+ * refuses (-EINVAL) a new @cqe smaller than the CQEs the guest has not
+ * consumed yet, maps the new memfd and copies those CQEs, in order, to
+ * indices 0.. of the new ring; nothing visible changes.  Commit makes
+ * the new ring the CQ's (producer = that count, the arm state carried
+ * over) and unmaps the old one; abort drops the new one.
+ */
+struct vhca_cq_resize {
+	struct vhca_qmem qmem;
+	struct vhca_cqe *ring;
+	struct vhca_cq_db *db;
+	uint32_t cqe_count;
+	uint32_t pending;		/* CQEs carried over */
+};
+
+int vhca_cq_resize_prepare(struct vhca_ucontext *uctx, uint32_t handle,
+			   uint32_t cqe, const struct vhca_create_cq_cmd *ucmd,
+			   struct vhca_cq **cq, struct vhca_cq_resize *next);
+void vhca_cq_resize_commit(struct vhca_cq *cq, struct vhca_cq_resize *next);
+void vhca_cq_resize_abort(struct vhca_cq_resize *next);
+
+/*
  * Writes one CQE (owner bit last) and fires the comp event if armed for
  * it.  @solicited: the completion is of a solicited message.  Returns 0,
  * or -ENOSPC once the CQ is in error (overrun): the CQE is lost, as on

@@ -5,6 +5,24 @@
  * The key map is one open-addressing hash (linear probing, backward-shift
  * deletion) keyed by (device, key), under one rwlock: the data path looks
  * keys up shared, registration and teardown change it exclusive.
+ *
+ * Teardown: DEREG_MR runs under the engine lock, and the engine holds it
+ * for every transfer from key lookup to the last byte moved, so once the
+ * key is out of the map no transfer is using the MR and none can find
+ * it: nothing is written to (or read from) memory after DEREG_MR returns.
+ * A request that names the key later fails its rkey/lkey check (remote
+ * access NAK, or a local protection error for a receive WQE).
+ *
+ * Registration does not need that lock for its slow part.  Parsing
+ * /proc/<pid>/maps reads only the guest's address space; everything it
+ * decides on is either the command's own input or state of this context
+ * that only commands change (the PD and its MR count), and commands of
+ * one context are serialised by uctx->lock, which REG_MR holds
+ * throughout: a DEREG_MR or DEALLOC_PD of the same context cannot run
+ * in between.  The answer is a snapshot in any case (a guest may munmap
+ * right after; the engine turns that into an error completion).  So the
+ * engine lock is taken only to publish the MR: the handle table, which
+ * the engine reads, may be reallocated by an insert.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -13,6 +31,7 @@
 
 #include <rdma/ib_user_ioctl_verbs.h>
 
+#include "engine.h"
 #include "mr.h"
 
 /* Linux 6.2 access bits, newer than these uapi headers. */
@@ -296,6 +315,7 @@ int vhca_mr_reg(struct vhca_ucontext *uctx, const struct ib_uverbs_reg_mr *cmd,
 		vhca_stats_release(&uctx->dev->stats.mrs);
 		return -ENOMEM;
 	}
+	vhca_engine_lock();
 	pthread_rwlock_wrlock(&key_map.lock);
 	ret = assign_key_locked(mr);
 	pthread_rwlock_unlock(&key_map.lock);
@@ -304,6 +324,7 @@ int vhca_mr_reg(struct vhca_ucontext *uctx, const struct ib_uverbs_reg_mr *cmd,
 		if (ret)
 			remove_key(mr);
 	}
+	vhca_engine_unlock();
 	if (ret) {
 		vhca_stats_release(&uctx->dev->stats.mrs);
 		vhca_mr_put(mr);

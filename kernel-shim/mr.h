@@ -37,12 +37,19 @@ struct vhca_mr {
 /* 0, -EINVAL or -EOPNOTSUPP, as ib_check_mr_access(). */
 int vhca_mr_check_access(uint32_t access);
 
-/* REG_MR / DEREG_MR; caller holds uctx->lock. */
+/*
+ * REG_MR: caller holds uctx->lock and NOT the engine lock (the maps
+ * check runs without it; the function takes it to publish the MR).
+ */
 int vhca_mr_reg(struct vhca_ucontext *uctx, const struct ib_uverbs_reg_mr *cmd,
 		struct ib_uverbs_reg_mr_resp *resp);
-/* -EINVAL if @handle is not a live MR of the context. */
+/*
+ * DEREG_MR: caller holds uctx->lock and the engine lock, which is what
+ * guarantees no transfer touches the memory once this returns (mr.c).
+ * -EINVAL if @handle is not a live MR of the context.
+ */
 int vhca_mr_dereg(struct vhca_ucontext *uctx, uint32_t handle);
-/* Unconditional teardown (context release). */
+/* Unconditional teardown (context release); locks as DEREG_MR. */
 void vhca_mr_destroy(struct vhca_ucontext *uctx, struct vhca_mr *mr);
 
 /*

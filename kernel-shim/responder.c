@@ -81,7 +81,12 @@ struct recv_wqe {
 	struct vhca_sgl sgl;
 };
 
-enum recv_result { RECV_OK, RECV_NONE, RECV_BAD };
+enum recv_result {
+	RECV_OK,
+	RECV_NONE,		/* nothing posted */
+	RECV_BAD_RING,		/* a scribbled head: there is no WQE */
+	RECV_BAD_WQE,		/* a WQE we consume and fail (bad SGE, lkey) */
+};
 
 /* The receive ring a QP consumes from: its own RQ or its SRQ's. */
 struct recv_ring {
@@ -121,7 +126,13 @@ static bool recv_ring_of(const struct vhca_qp *qp, struct recv_ring *r)
 	return true;
 }
 
-static enum recv_result peek_recv(struct vhca_qp *qp, struct recv_wqe *w)
+/*
+ * The head receive WQE.  @check_sges: its SGEs must name local-write
+ * memory of the QP's PD (a deregistered MR fails here); WRITE_WITH_IMM
+ * places no data in the WQE, so it does not look at them.
+ */
+static enum recv_result peek_recv(struct vhca_qp *qp, struct recv_wqe *w,
+				  bool check_sges)
 {
 	uint8_t copy[sizeof(struct vhca_recv_wqe) +
 		     VHCA_SGL_MAX * sizeof(struct vhca_sge)];
@@ -138,21 +149,21 @@ static enum recv_result peek_recv(struct vhca_qp *qp, struct recv_wqe *w)
 	if (head == r.tail)
 		return RECV_NONE;
 	if (head - r.tail > r.count)
-		return RECV_BAD;	/* a head the guest scribbled */
+		return RECV_BAD_RING;	/* a head the guest scribbled */
 	/* Copy first: the guest may rewrite the slot at any time. */
 	len = sizeof(hdr) + r.max_sge * sizeof(sge);
 	memcpy(copy, r.ring + (size_t)(r.tail & (r.count - 1)) * r.stride, len);
 	memcpy(&hdr, copy, sizeof(hdr));
 	w->wr_id = hdr.wr_id;
 	if (hdr.num_sge > r.max_sge)
-		return RECV_BAD;
-	for (uint32_t i = 0; i < hdr.num_sge; i++) {
+		return RECV_BAD_WQE;
+	for (uint32_t i = 0; check_sges && i < hdr.num_sge; i++) {
 		memcpy(&sge, copy + sizeof(hdr) + i * sizeof(sge), sizeof(sge));
 		if (vhca_sgl_add(&w->sgl, qp->uctx->dev, r.pdn, sge.lkey,
 				 sge.addr, sge.length,
 				 IB_UVERBS_ACCESS_LOCAL_WRITE)) {
 			vhca_sgl_release(&w->sgl);
-			return RECV_BAD;
+			return RECV_BAD_WQE;
 		}
 	}
 	return RECV_OK;
@@ -232,12 +243,26 @@ static enum vhca_ack_kind receive(struct vhca_qp *qp,
 	enum vhca_copy_result res = VHCA_COPY_OK;
 	struct recv_wqe w;
 
-	switch (peek_recv(qp, &w)) {
+	switch (peek_recv(qp, &w, !write_imm)) {
 	case RECV_NONE:
 		return qp->type == IBV_QPT_RC ? VHCA_NAK_RNR : VHCA_DROPPED;
-	case RECV_BAD:
+	case RECV_BAD_RING:
+		/* No WQE to complete: the QP fails, the flush says the rest. */
+		responder_error(qp);
+		return VHCA_NAK_REM_OP;
+	case RECV_BAD_WQE:
+		/*
+		 * Consumed, so it completes exactly once (not again as a
+		 * flush): a local protection error here, IBTA's status for a
+		 * receive buffer the responder may not write (rxe says
+		 * LOC_QP_OP_ERR); the requester gets a remote operational
+		 * error NAK.  Nothing was written.
+		 */
+		commit_recv(qp);
 		complete_recv(qp, pkt, w.wr_id, IBV_WC_LOC_PROT_ERR,
-			      IBV_WC_RECV, 0, pkey_index);
+			      write_imm ? IBV_WC_RECV_RDMA_WITH_IMM :
+					  IBV_WC_RECV,
+			      0, pkey_index);
 		return VHCA_NAK_REM_OP;
 	case RECV_OK:
 		break;
@@ -281,14 +306,16 @@ static enum vhca_ack_kind rdma_write(struct vhca_qp *qp,
 	enum vhca_copy_result res;
 	struct recv_wqe w;
 
+	/* A receive WQE first: no data lands unless one is there and sane. */
 	if (imm) {
-		enum recv_result r = peek_recv(qp, &w);
+		enum recv_result r = peek_recv(qp, &w, false);
 
-		if (r == RECV_OK)
-			vhca_sgl_release(&w.sgl);
-		else if (r == RECV_NONE)
+		if (r == RECV_NONE)
 			return qp->type == IBV_QPT_RC ? VHCA_NAK_RNR :
 							VHCA_DROPPED;
+		if (r != RECV_OK)
+			return receive(qp, pkt, pkey_index, true);
+		vhca_sgl_release(&w.sgl);
 	}
 	if (!(qp->attr.access_flags & IB_UVERBS_ACCESS_REMOTE_WRITE) ||
 	    pkt->dma_len != pkt->payload.len ||

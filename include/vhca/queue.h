@@ -117,6 +117,13 @@ struct vhca_recv_wqe {
  * 64-byte CQE.  owner is written last: a CQE at ring index i (counting
  * from 0 forever) is valid when (owner & 1) == ((i / cqe_count) & 1) ^ 1,
  * i.e. the first pass over a zeroed ring writes owner 1, the second 0, …
+ *
+ * RESIZE_CQ passes a new memfd (struct vhca_create_cq_cmd, zeroed ring):
+ * the device copies the CQEs not yet consumed (db->consumer up to its
+ * producer), in order, to indices 0.. of the new ring (owner 1), moves
+ * the arm state to the new doorbell record, and continues there; the
+ * provider restarts its consumer at 0.  EINVAL (nothing changed) when
+ * more CQEs are unconsumed than the new size.
  */
 struct vhca_cqe {
 	__u64 wr_id;

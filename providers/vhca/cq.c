@@ -12,6 +12,12 @@
  * Arming is a store to db->arm; the device clears it when it raises the
  * completion event, which reaches libibverbs through the completion
  * channel's pipe (ibv_get_cq_event()/ibv_ack_cq_events() are libibverbs').
+ *
+ * Resizing hands the device a new memfd; the device copies the CQEs we
+ * have not polled, in order, to indices 0.. of the new ring and carries
+ * the arm state over, so we restart at consumer 0.  cq->lock is held
+ * across the command (pollers and arming wait: the old ring is unmapped
+ * once it returns).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -207,6 +213,8 @@ int vhca_req_notify_cq(struct ibv_cq *ibcq, int solicited_only)
 	struct vhca_cq *cq = to_vcq(ibcq);
 	uint32_t expected = VHCA_CQ_DISARMED;
 
+	/* The lock: a concurrent resize may unmap the doorbell record. */
+	pthread_spin_lock(&cq->lock);
 	/*
 	 * No system call: the device reads arm after each CQE it writes.
 	 * This is a store-then-load handshake (we store arm, then poll the
@@ -222,6 +230,7 @@ int vhca_req_notify_cq(struct ibv_cq *ibcq, int solicited_only)
 	else
 		vhca_xchg32(&cq->db->arm, VHCA_CQ_ARM_NEXT);
 	udma_full_barrier();
+	pthread_spin_unlock(&cq->lock);
 	return 0;
 }
 
@@ -233,43 +242,22 @@ int vhca_resize_cq(struct ibv_cq *ibcq, int cqe)
 	struct vhca_qbuf old;
 	struct vhca_qbuf buf;
 	uint32_t count;
-	uint32_t idx;
-	uint32_t n;
 	int ret;
 
 	memset(&cmd, 0, sizeof(cmd));
 	memset(&resp, 0, sizeof(resp));
-
-	pthread_spin_lock(&cq->lock);
-	idx = cq->consumer;
-	/* completions still in the ring must fit into the new one */
-	for (n = 0; n < cq->cqe_count; n++)
-		if (!vhca_cqe_valid(cq, idx + n,
-				    vhca_load_acquire8(
-					    &cq->ring[(idx + n) &
-						      (cq->cqe_count - 1)]
-						     .owner)))
-			break;
-	if (cqe < 1 || (uint32_t)cqe < n) {
-		pthread_spin_unlock(&cq->lock);
-		return EINVAL;
-	}
-
 	count = vhca_cq_buf_alloc(&buf, cqe, &cmd.drv);
-	if (!count) {
-		ret = errno;
-		pthread_spin_unlock(&cq->lock);
-		return ret;
-	}
+	if (!count)
+		return errno;
 
 	/*
-	 * PROPOSED protocol, not yet in include/vhca/ (so resize_cq is not
-	 * registered in vhca.c): the device moves the pending CQEs into the
-	 * new ring starting at index 0 (owner 1) and continues there; our
-	 * consumer restarts at 0.  The lock keeps pollers out meanwhile.
+	 * The device decides whether the unpolled CQEs fit (EINVAL if not;
+	 * it counts those produced up to the command, which we cannot).
+	 * On any failure the old ring stays, untouched.
 	 */
-	ret = ibv_cmd_resize_cq(ibcq, cqe, &cmd.ibv_cmd,
-				sizeof(cmd), &resp.ibv_resp, sizeof(resp));
+	pthread_spin_lock(&cq->lock);
+	ret = ibv_cmd_resize_cq(ibcq, cqe, &cmd.ibv_cmd, sizeof(cmd),
+				&resp.ibv_resp, sizeof(resp));
 	if (ret) {
 		pthread_spin_unlock(&cq->lock);
 		vhca_qbuf_free(&buf);

@@ -68,9 +68,7 @@ static const struct verbs_match_ent vhca_match_table[] = {
 /*
  * cq_event is left to libibverbs: completion events arrive through the
  * channel pipe and ibv_get_cq_event()/ibv_ack_cq_events() need no
- * provider help.  resize_cq (cq.c) is not offered yet: the device does not
- * implement RESIZE_CQ, and how it carries pending CQEs into the new ring is
- * not part of include/vhca/ yet.
+ * provider help.
  */
 static const struct verbs_context_ops vhca_ctx_ops = {
 	.alloc_pd = vhca_alloc_pd,
@@ -98,6 +96,7 @@ static const struct verbs_context_ops vhca_ctx_ops = {
 	.query_srq = vhca_query_srq,
 	.reg_mr = vhca_reg_mr,
 	.req_notify_cq = vhca_req_notify_cq,
+	.resize_cq = vhca_resize_cq,
 };
 
 /*
