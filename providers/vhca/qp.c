@@ -464,6 +464,9 @@ static int vhca_build_send_wqe(struct vhca_qp *qp, const struct ibv_send_wr *wr,
 		flags |= VHCA_WQE_INLINE;
 		data = (uint8_t *)(wqe + 1);
 		for (i = 0; i < wr->num_sge; i++) {
+			/* UCX posts empty SGEs with a NULL address. */
+			if (!wr->sg_list[i].length)
+				continue;
 			memcpy(data, (const void *)(uintptr_t)wr->sg_list[i].addr,
 			       wr->sg_list[i].length);
 			data += wr->sg_list[i].length;
@@ -831,6 +834,8 @@ static void vhca_wr_set_inline_data_list(struct ibv_qp_ex *qpx, size_t num_buf,
 	}
 	data = (uint8_t *)(wqe + 1);
 	for (i = 0; i < num_buf; i++) {
+		if (!buf_list[i].length)
+			continue;	/* may come with a NULL address */
 		memcpy(data, buf_list[i].addr, buf_list[i].length);
 		data += buf_list[i].length;
 	}
