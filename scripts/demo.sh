@@ -1,8 +1,10 @@
 #!/bin/bash
 # The demo: build vhca, start vhcad with two VFs, provision their GUIDs and
-# P_Keys with vhcactl, show them to unmodified rdma-core tools and run
-# unmodified ib_write_lat between them.  MPI between two guests comes with
-# the guests milestone.
+# P_Keys with vhcactl, show them to unmodified rdma-core tools, run
+# unmodified ib_write_lat between them, then the MPI latency benchmark
+# between two guests (one rank in each, each guest owning one VF) over Open
+# MPI + UCX rc_verbs, beside Open MPI over TCP loopback; prints the table
+# and the plot's path.  The whole MPI suite is mpi-tests/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,8 +13,12 @@ cmake -S . -B build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build/release -j"$(nproc)" >/dev/null
 
 run_dir=$(mktemp -d /tmp/vhca-demo.XXXXXX)
+results=$PWD/results/demo-$(date -u +%Y%m%dT%H%M%SZ)
 vhcad=build/release/kernel-shim/vhcad
+# shellcheck source=../mpi-tests/mpi-lib.sh
+source mpi-tests/mpi-lib.sh
 stop() {
+	mpi_end_session
 	"$vhcad" --stop --run-dir "$run_dir" || true
 	rm -rf "$run_dir"
 }
@@ -53,5 +59,23 @@ sleep 1
 timeout 120 ib_write_lat -d vhca0_vf1 -s 2 -n 2000 -F -p "$port" localhost |
 	tee "$run_dir/client.log" | sed -n '/#bytes/,/^-\+$/p'
 wait "$server"
+
+echo "== MPI latency between two guests (vhca-guest --vf 0 / --vf 1), Open MPI + UCX rc_verbs"
+mkdir -p "$results"
+MPI_BUILD=$PWD/build/release
+MPI_RUN_DIR=$run_dir
+MPI_GUESTS=1
+MPI_TIMEOUT=600
+csv=$results/results.csv
+for config in ucx-rc tcp; do
+	echo "   $config: $(mpi_config_describe "$config")"
+	mpi_run "$config" 2 "$results/$config.log" \
+		"$MPI_BUILD/mpi-tests/mpi_latency" --min-size 0 --max-size 1M \
+		--label "$config" --csv "$csv" --quiet ||
+		{ tail -n 30 "$results/$config.log" >&2; exit 1; }
+done
+bash mpi-tests/report.sh "$csv" "$results" ucx-rc tcp | tee "$results/table.txt"
+echo "== results: $results (table.txt, results.csv)"
+echo "== plot: $results/latency.png"
 echo "== resources held per device"
 cat "$SYSFS_PATH/module/vhca/status"
