@@ -19,7 +19,10 @@
  * Every write is nonblocking and record-sized (<= PIPE_BUF, so atomic):
  * a full pipe drops the record with -EAGAIN rather than stall the daemon.
  * A closed reader gives -EPIPE; vhcad ignores SIGPIPE (main.c), which
- * these writes rely on.
+ * these writes rely on.  The async pipe also carries the device's port
+ * events (context.c), posted from the admin's provisioning path under
+ * pf->lock: the same drop-when-full rule keeps a guest that never reads
+ * from stalling provisioning (docs/admin.md).
  */
 #ifndef VHCA_CHANNEL_H
 #define VHCA_CHANNEL_H

@@ -3,6 +3,7 @@
  * User contexts: ownership, the handle table, PDs, teardown (context.h).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -153,6 +154,8 @@ static void drop_data_path(struct vhca_ucontext *uctx)
 
 void vhca_ucontext_free(struct vhca_ucontext *uctx)
 {
+	/* First: once this returns no change event touches our fds. */
+	vhca_dev_unlisten(uctx->dev, &uctx->dev_events);
 	/*
 	 * Under the engine lock: the engine must not be inside one of our
 	 * QPs.  QPs hold CQs, SRQs and PDs busy, MRs hold PDs: users first.
@@ -229,6 +232,32 @@ int vhca_ucontext_prepare(struct vhca_ucontext *uctx, pid_t caller_tid,
 	return ret;
 }
 
+/*
+ * A provisioning change of our device, as the kernel's
+ * ib_uverbs_event_handler() reports port events: element = port number.
+ * Runs under pf->lock (exclusive) on the admin's thread, so it must not
+ * block: the write is nonblocking and a full pipe loses the event
+ * (channel.h) - the guest re-reads the port state anyway.  A dead owner's
+ * pipe answers EPIPE, which the channel remembers.
+ */
+static void on_dev_changed(struct vhca_dev_listener *listener,
+			   struct vhca_dev *dev, enum vhca_change what)
+{
+	static const uint32_t event_of[] = {
+		[VHCA_CHANGE_GID] = IBV_EVENT_GID_CHANGE,
+		[VHCA_CHANGE_PKEY] = IBV_EVENT_PKEY_CHANGE,
+		[VHCA_CHANGE_PORT_ACTIVE] = IBV_EVENT_PORT_ACTIVE,
+		[VHCA_CHANGE_PORT_ERR] = IBV_EVENT_PORT_ERR,
+	};
+	struct vhca_ucontext *uctx = (struct vhca_ucontext *)
+		((char *)listener - offsetof(struct vhca_ucontext, dev_events));
+
+	(void)dev;
+	if ((unsigned int)what >= sizeof(event_of) / sizeof(event_of[0]))
+		return;
+	vhca_channels_post_async(&uctx->channels, 1, event_of[what]);
+}
+
 int vhca_ucontext_commit(struct vhca_ucontext *uctx)
 {
 	if (uctx->ctx_page) {
@@ -242,6 +271,9 @@ int vhca_ucontext_commit(struct vhca_ucontext *uctx)
 	}
 	uctx->initialised = true;
 	atomic_fetch_add(&uctx->dev->stats.contexts, 1);
+	/* Live now: changes from here on reach its async fd. */
+	uctx->dev_events.changed = on_dev_changed;
+	vhca_dev_listen(uctx->dev, &uctx->dev_events);
 	/* Only a live context asks the provider for pipes. */
 	vhca_channels_check_low(&uctx->channels);
 	return 0;

@@ -121,6 +121,12 @@ struct vhca_ucontext {
 	uint32_t fifo_tail;		/* our copy: the page's is advisory */
 	bool in_engine;			/* registered with the engine */
 	bool owner_dead;		/* engine saw the pidfd fire */
+	/*
+	 * Hears the device's provisioning changes (port state, GID, P_Key
+	 * table) and posts them on the async event fd, from GET_CONTEXT's
+	 * commit until the context is freed.
+	 */
+	struct vhca_dev_listener dev_events;
 };
 
 /* A new, uninitialised context of @dev; NULL with errno set. */

@@ -4,6 +4,7 @@
  * destruction of VFs with the kernel's sriov_numvfs rules, and the default
  * identity of every HCA (GUIDs, LIDs, P_Keys, port state).
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -170,6 +171,8 @@ static struct vhca_dev *create_vf(struct vhca_pf *pf, unsigned int vf_index)
 
 static void destroy_vf(struct vhca_pf *pf, struct vhca_dev *vf)
 {
+	/* Only VFs without open files go: their contexts are gone too. */
+	assert(!vf->listeners);
 	pf->hooks.release_uverbs(pf->hooks.arg, vf->uverbs_index);
 	free(vf);
 }
@@ -403,11 +406,38 @@ static int validate_shadow(const struct vhca_pf *pf,
 	return 0;
 }
 
+void vhca_dev_listen(struct vhca_dev *dev, struct vhca_dev_listener *l)
+{
+	pthread_rwlock_wrlock(&dev->pf->lock);
+	l->next = dev->listeners;
+	if (l->next)
+		l->next->pprev = &l->next;
+	l->pprev = &dev->listeners;
+	dev->listeners = l;
+	pthread_rwlock_unlock(&dev->pf->lock);
+}
+
+void vhca_dev_unlisten(struct vhca_dev *dev, struct vhca_dev_listener *l)
+{
+	pthread_rwlock_wrlock(&dev->pf->lock);
+	if (l->pprev) {
+		*l->pprev = l->next;
+		if (l->next)
+			l->next->pprev = l->pprev;
+		l->next = NULL;
+		l->pprev = NULL;
+	}
+	pthread_rwlock_unlock(&dev->pf->lock);
+}
+
+/* Caller holds pf->lock exclusive (listeners cannot come or go). */
 static void notify(struct vhca_pf *pf, struct vhca_dev *dev,
 		   enum vhca_change what)
 {
 	if (pf->hooks.dev_changed)
 		pf->hooks.dev_changed(pf->hooks.arg, dev, what);
+	for (struct vhca_dev_listener *l = dev->listeners; l; l = l->next)
+		l->changed(l, dev, what);
 }
 
 /* The port state a policy gives a VF: Follow copies the PF's port. */
@@ -446,14 +476,15 @@ static void commit_vf(struct vhca_pf *pf, struct vhca_dev *vf,
 	apply_policy(pf, vf);
 	is_active = vf->port.state == IBV_PORT_ACTIVE;
 
+	/* A port going down says so first, one coming up last. */
+	if (!is_active && was_active)
+		notify(pf, vf, VHCA_CHANGE_PORT_ERR);
 	if (gid_changed)
 		notify(pf, vf, VHCA_CHANGE_GID);
 	if (pkeys_changed)
 		notify(pf, vf, VHCA_CHANGE_PKEY);
 	if (is_active && !was_active)
 		notify(pf, vf, VHCA_CHANGE_PORT_ACTIVE);
-	if (!is_active && was_active)
-		notify(pf, vf, VHCA_CHANGE_PORT_ERR);
 }
 
 /* Caller holds pf->lock exclusive. */

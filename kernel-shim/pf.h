@@ -10,6 +10,13 @@
  * take it shared; changes (sriov_numvfs, provisioning) take it exclusive.
  * A device's lifetime is pinned by dev->open_files: a VF with open command
  * files cannot be destroyed (sriov_numvfs answers EBUSY).
+ *
+ * Change events: a device keeps a list of listeners (each user context's
+ * async event file, as ib_register_event_handler() is in the kernel).
+ * The list is protected by pf->lock: (un)registering takes it exclusive,
+ * and every provisioning change calls the listeners with it held
+ * exclusive, so a listener that has been removed is never called again
+ * and a change is seen by every context open at the time, exactly once.
  */
 #ifndef VHCA_PF_H
 #define VHCA_PF_H
@@ -93,6 +100,20 @@ struct vhca_dev_stats {
 };
 
 struct vhca_pf;
+struct vhca_dev;
+
+/*
+ * Someone to tell about a device's changes.  Called with pf->lock held
+ * exclusive: must not take pf->lock and must not block (it runs on the
+ * provisioning path, which an admin is waiting on).  The list is an
+ * hlist: a zeroed device has an empty one.
+ */
+struct vhca_dev_listener {
+	struct vhca_dev_listener *next;
+	struct vhca_dev_listener **pprev;	/* NULL while not listening */
+	void (*changed)(struct vhca_dev_listener *listener,
+			struct vhca_dev *dev, enum vhca_change what);
+};
 
 struct vhca_dev {
 	struct vhca_pf *pf;
@@ -110,6 +131,7 @@ struct vhca_dev {
 	atomic_uint next_key;		/* lkey/rkey generator, see mr.c */
 	struct vhca_dev_stats stats;
 	struct vhca_port_counters counters;	/* port 1 */
+	struct vhca_dev_listener *listeners;	/* under pf->lock */
 };
 
 /* Hooks the device model calls when a device appears or goes away. */
@@ -150,12 +172,22 @@ int vhca_pf_set_num_vfs(struct vhca_pf *pf, unsigned int num_vfs);
 /* Lookups; caller holds pf->lock (shared or exclusive). */
 struct vhca_dev *vhca_pf_find_by_name(struct vhca_pf *pf, const char *name);
 struct vhca_dev *vhca_pf_find_by_uverbs(struct vhca_pf *pf, int index);
+/*
+ * Change listeners (see the top of this file).  Both take pf->lock
+ * exclusive, so the caller must not hold it.  Unlisten is a no-op for a
+ * listener not listening; once it returns, @l is not called again.
+ */
+void vhca_dev_listen(struct vhca_dev *dev, struct vhca_dev_listener *l);
+void vhca_dev_unlisten(struct vhca_dev *dev, struct vhca_dev_listener *l);
+
 /* Calls fn for the PF then each VF in order; stops at nonzero return. */
 int vhca_pf_for_each_dev(struct vhca_pf *pf,
 			 int (*fn)(struct vhca_dev *dev, void *arg), void *arg);
 
 /* ---- provisioning (pf.c) ----
- * VFs are named by index; -ENODEV if vf >= num_vfs.  Each call takes
+ * VFs are named by index; -ENODEV if vf >= num_vfs.  Re-created VFs
+ * (sriov_numvfs 0 -> N) start with the default identity: provisioning
+ * lives and dies with the VF, as on mlx5.  Each call takes
  * pf->lock exclusive, validates, and applies all or nothing (-EINVAL and
  * no change on a bad value).  GUIDs: not 0, not all-ones, not equal to any
  * other device's node or port GUID on this PF.  P_Keys: 0 = empty entry;

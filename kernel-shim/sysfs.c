@@ -512,9 +512,10 @@ static int store_numvfs(struct vhca_sysfs *fs, struct node_ref ref,
 /* GUIDs under device/sriov/<vf>/ look as mlx5 shows them: bytes, MSB first. */
 static void print_vf_guid(FILE *out, uint64_t guid)
 {
-	for (int shift = 56; shift >= 0; shift -= 8)
-		fprintf(out, "%02x%c", (unsigned int)(guid >> shift) & 0xff,
-			shift ? ':' : '\n');
+	char text[VHCA_GUID_TEXT_SIZE];
+
+	vhca_print_guid(guid, text);
+	fprintf(out, "%s\n", text);
 }
 
 static int show_vf_node(const struct node_ctx *c, FILE *out)

@@ -285,15 +285,49 @@ static enum ibv_wc_status prepare(struct vhca_qp *qp, struct send_copy *c,
 	return IBV_WC_SUCCESS;
 }
 
-static uint16_t own_pkey(const struct vhca_qp *qp)
+/*
+ * What the port lets this QP transmit, read under pf->lock because the
+ * admin may reprovision the VF at any time: the P_Key the QP's index
+ * names now, and whether the port is up.
+ */
+static bool port_may_send(const struct vhca_qp *qp, uint16_t *pkey)
 {
 	const struct vhca_dev *dev = qp->uctx->dev;
-	uint16_t pkey;
+	bool active;
 
 	pthread_rwlock_rdlock(&dev->pf->lock);
-	pkey = dev->port.pkeys[qp->attr.pkey_index];
+	*pkey = dev->port.pkeys[qp->attr.pkey_index];
+	active = dev->port.state == IBV_PORT_ACTIVE;
 	pthread_rwlock_unlock(&dev->pf->lock);
-	return pkey;
+	return active;
+}
+
+/*
+ * Egress checks of the sending port, before the packet leaves.
+ *  - A port that is not ACTIVE (policy Down) has no link: nothing goes
+ *    out, as with a pulled cable.
+ *  - A QP whose P_Key index names an empty entry (0x0000: the admin
+ *    removed its partition) has no valid P_Key to put in the BTH.  Such a
+ *    packet would carry the invalid P_Key, which the IBTA says matches
+ *    nothing, so the HCA discards it at transmit instead, and counts it
+ *    in PortXmitConstraintErrors, the PMA counter for packets not sent
+ *    because of partition enforcement.
+ * Either way the packet is lost, not failed: RC retries and ends in
+ * IBV_WC_RETRY_EXC_ERR, UC/UD complete successfully (unreliable).
+ */
+static bool egress_allowed(struct vhca_qp *qp, struct vhca_pkt *pkt)
+{
+	uint16_t pkey;
+
+	if (!port_may_send(qp, &pkey))
+		return false;
+	if (!(pkey & 0x7fff)) {
+		vhca_counter_add(qp->uctx->dev, VHCA_CNT_XMIT_CONSTRAINT_ERRORS,
+				 1);
+		return false;
+	}
+	pkt->pkey = pkey;
+	return true;
 }
 
 static void build_packet(struct vhca_qp *qp, const struct send_copy *c,
@@ -306,7 +340,7 @@ static void build_packet(struct vhca_qp *qp, const struct send_copy *c,
 	pkt->slid = dev->port.lid;
 	pkt->opcode = transport_bits(qp->type) | bth_op_of[w->opcode];
 	pkt->solicited = w->flags & VHCA_WQE_SOLICITED;
-	pkt->pkey = own_pkey(qp);
+	/* pkt->pkey: egress_allowed() fills it from the live table. */
 	pkt->psn = qp->attr.sq_psn;
 	pkt->src_qpn = qp->qpn;
 	pkt->src_qp = qp;
@@ -386,7 +420,10 @@ static bool execute_head(struct vhca_qp *qp)
 		pkt.payload = payload;
 		pkt.dma_len = payload.len;
 	}
-	vhca_deliver(qp->uctx->dev, &pkt, &ack);
+	if (egress_allowed(qp, &pkt))
+		vhca_deliver(qp->uctx->dev, &pkt, &ack);
+	else
+		ack.kind = VHCA_DROPPED;	/* never left the port */
 
 	if (ack.kind == VHCA_ACK &&
 	    (c.hdr.opcode == VHCA_WQE_ATOMIC_CMP_AND_SWP ||

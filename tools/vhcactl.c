@@ -121,18 +121,6 @@ static const char *parse_guid(const char *text, uint64_t *out)
 	return NULL;
 }
 
-static void format_guid(uint64_t guid, char *buf, size_t len)
-{
-	snprintf(buf, len, "%02x:%02x:%02x:%02x:%02x:%02x:%02x:%02x",
-		 (unsigned int)(guid >> 56) & 0xff,
-		 (unsigned int)(guid >> 48) & 0xff,
-		 (unsigned int)(guid >> 40) & 0xff,
-		 (unsigned int)(guid >> 32) & 0xff,
-		 (unsigned int)(guid >> 24) & 0xff,
-		 (unsigned int)(guid >> 16) & 0xff,
-		 (unsigned int)(guid >> 8) & 0xff, (unsigned int)guid & 0xff);
-}
-
 /* "0x8001" or "8001": 1-4 hex digits; a usable (non-empty) P_Key. */
 static const char *parse_pkey(const char *text, uint16_t *out)
 {
@@ -460,18 +448,17 @@ static void show_dev(const char *ibdev, int vf)
 		print_attr_line("policy", "class/infiniband/%s/device/sriov/%d/policy",
 				pf_name, vf);
 	} else {
-		char text[32];
+		char text[VHCA_GUID_TEXT_SIZE];
 
 		path_of(path, "class/infiniband/%s/node_guid", ibdev);
 		if (!read_attr(path, value, sizeof(value))) {
-			format_guid(parse_sysfs_guid(value), text, sizeof(text));
+			vhca_print_guid(parse_sysfs_guid(value), text);
 			printf("  %-10s %s\n", "node_guid", text);
 		}
 		path_of(path, "class/infiniband/%s/ports/1/gids/0", ibdev);
 		if (!read_attr(path, value, sizeof(value)) &&
 		    strlen(value) == 39) {
-			format_guid(parse_sysfs_guid(value + 20), text,
-				    sizeof(text));
+			vhca_print_guid(parse_sysfs_guid(value + 20), text);
 			printf("  %-10s %s\n", "port_guid", text);
 		}
 	}
@@ -899,13 +886,13 @@ static int validate_plan(struct plan *plan, struct guid_state *gs)
 		const char *what[2] = { "node_guid", "port_guid" };
 
 		for (int m = 0; m < 2; m++) {
-			char text[32];
+			char text[VHCA_GUID_TEXT_SIZE];
 			const char *clash = NULL;
 			unsigned int other = 0;
 
 			if (!lines[m])
 				continue;	/* not changed by the plan */
-			format_guid(mine[m], text, sizeof(text));
+			vhca_print_guid(mine[m], text);
 			if (mine[m] == gs->pf_node || mine[m] == gs->pf_port)
 				clash = "the PF";
 			for (unsigned int o = 0; !clash && o < n; o++)
@@ -941,7 +928,7 @@ static int add_guid_op(struct journal *j, unsigned int vf, const char *attr,
 	ret = read_attr(path, old, sizeof(old));
 	if (ret)
 		return ret;
-	format_guid(guid, new, sizeof(new));
+	vhca_print_guid(guid, new);
 	return journal_add(j, path, old, new, line);
 }
 

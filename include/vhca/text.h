@@ -3,7 +3,8 @@
  * Text forms an admin types and vhca shows: counts, GUIDs as mlx5's SR-IOV
  * sysfs writes them (xx:xx:xx:xx:xx:xx:xx:xx) and P_Keys.  One strict
  * parser each, shared by vhcad (sysfs writes, command line, run dir) and
- * vhcactl, so a value one accepts the other accepts too.  Every parser
+ * vhcactl, so a value one accepts the other accepts too (and one
+ * printer for GUIDs, so both show them alike).  Every parser
  * takes an exact length (no terminator needed, no trailing bytes allowed)
  * and returns false without touching *out on anything malformed.
  */
@@ -67,6 +68,27 @@ static inline bool vhca_parse_guid(const char *buf, size_t len, uint64_t *out)
 	}
 	*out = guid;
 	return true;
+}
+
+/* Room for vhca_print_guid()'s "xx:xx:xx:xx:xx:xx:xx:xx" and its NUL. */
+#define VHCA_GUID_TEXT_SIZE 24
+
+/*
+ * The inverse of vhca_parse_guid(): lowercase hex, most significant byte
+ * first, NUL-terminated - what device/sriov/<vf>/node shows on mlx5.
+ */
+static inline void vhca_print_guid(uint64_t guid,
+				   char out[VHCA_GUID_TEXT_SIZE])
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (unsigned int i = 0; i < 8; i++) {
+		unsigned int byte = (unsigned int)(guid >> (56 - 8 * i)) & 0xff;
+
+		out[3 * i] = digits[byte >> 4];
+		out[3 * i + 1] = digits[byte & 0xf];
+		out[3 * i + 2] = i < 7 ? ':' : '\0';
+	}
 }
 
 /* 1-4 hex digits with an optional "0x"; any 16-bit value. */

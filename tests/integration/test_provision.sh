@@ -1,7 +1,8 @@
 #!/bin/bash
 # VF provisioning through the PF: sysfs writes (device/sriov/<vf>/...),
 # vhcactl (vf set, show, apply, link-set-guid over rtnetlink to
-# DIR/mgmt.sock) and what libibverbs then sees on the VF.
+# DIR/mgmt.sock), what libibverbs then sees on the VF, the async events
+# every open context of the VF gets, and re-created VFs (defaults again).
 source "$(dirname "$0")/../lib.sh"
 
 VHCACTL="$VHCA_BUILD/tools/vhcactl"
@@ -24,6 +25,10 @@ refused() {
 # sysfs_guid "11:22:..." -> "1122:3344:..." (node_guid style)
 sysfs_guid() { local g=${1//:/}; echo "${g:0:4}:${g:4:4}:${g:8:4}:${g:12:4}"; }
 vf_state() { sysfs_read "class/infiniband/vhca0_vf$1/ports/1/state"; }
+
+# The defaults, to compare re-created VFs with (numvfs 0 -> N, at the end).
+default_ids=$(cat "$sriov/1/node" "$sriov/1/port" "$sriov/1/policy" \
+	"$sriov/1/pkeys/0" "$sriov/1/pkeys/1")
 
 # ---- sysfs writes -------------------------------------------------------
 [[ $(stat -c %a "$sriov/0/node") == 644 ]] || fail "node not 0644"
@@ -112,6 +117,8 @@ grep -q "policy     Down" <<<"$vf2" || fail "show policy: $vf2"
 grep -q "1: DOWN" <<<"$vf2" || fail "show state: $vf2"
 grep -q "\[0\]=0xffff \[1\]=0x8005" <<<"$vf2" || fail "show pkeys: $vf2"
 grep -q "holder     0 context" <<<"$vf2" || fail "show holder: $vf2"
+pf_show=$(sed -n '/^vhca0 /,/^vhca0_vf0 /p' <<<"$show")
+grep -q "node_guid  $pf_node$" <<<"$pf_show" || fail "show PF node: $pf_show"
 "$VHCACTL" vf 2 set pkeys 0x8005 || fail "pkeys replace"
 [[ $(sysfs_read class/infiniband/vhca0_vf2/ports/1/pkeys/0) == 0x8005 &&
    $(sysfs_read class/infiniband/vhca0_vf2/ports/1/pkeys/1) == 0x0000 ]] ||
@@ -262,12 +269,205 @@ else
 	echo "skip: kernel rtnetlink check ($st: $err)"
 fi
 
-# numvfs through vhcactl; re-created VFs get their default identity.
+# ---- async events: every open context of the VF hears every change -------------
+# async_events (A: two contexts of vhca0_vf1) answers one command line at a
+# time through two FIFOs; B (another process, one context) checks the
+# first events on its own.  Changes are posted before the admin's write
+# returns, so "quiet" windows are not a race.
+EVENTS="$VHCA_BUILD/tests/async_events"
+"$VHCACTL" vf 1 set policy Follow pkeys 0xffff || fail "vf 1 reset"
+mkfifo "$RUN_DIR/ev.in" "$RUN_DIR/ev.out"
+env LD_PRELOAD="$TOOL_PRELOAD" "$EVENTS" vhca0_vf1 2 <"$RUN_DIR/ev.in" >"$RUN_DIR/ev.out" \
+	2>"$RUN_DIR/ev.err" &
+EV_PID=$!
+bg_track "$EV_PID"
+exec 7>"$RUN_DIR/ev.in" 8<"$RUN_DIR/ev.out"
+EV_ANSWER=""
+ev_answer() {
+	read -r -t 60 EV_ANSWER <&8 ||
+		fail "async_events: no answer to '$1' ($(cat "$RUN_DIR/ev.err"))"
+}
+ev() {
+	echo "$1" >&7
+	ev_answer "$1"
+	[[ $EV_ANSWER == ok* ]] || fail "async_events '$1': $EV_ANSWER"
+}
+ev_answer ready
+[[ $EV_ANSWER == ready ]] || fail "async_events: $EV_ANSWER"
+
+printf '%s\n' "event PORT_ERR" "event PORT_ACTIVE" "event GID_CHANGE" quit \
+	>"$RUN_DIR/evb.script"
+env LD_PRELOAD="$TOOL_PRELOAD" "$EVENTS" vhca0_vf1 1 <"$RUN_DIR/evb.script" >"$RUN_DIR/evb.out" 2>&1 &
+EVB_PID=$!
+bg_track "$EVB_PID"
+for _ in $(seq 600); do
+	grep -q ready "$RUN_DIR/evb.out" && break
+	kill -0 "$EVB_PID" 2>/dev/null || break
+	sleep 0.05
+done
+grep -q ready "$RUN_DIR/evb.out" || fail "second listener: $(cat "$RUN_DIR/evb.out")"
+
+"$VHCACTL" vf 1 set policy Down || fail "policy Down"
+ev "event PORT_ERR"
+ev "state DOWN"
+"$VHCACTL" vf 1 set policy Up || fail "policy Up"
+ev "event PORT_ACTIVE"
+ev "state ACTIVE"
+G5=02:00:00:00:00:00:dd:05
+"$VHCACTL" vf 1 set port_guid $G5 || fail "port_guid"
+ev "event GID_CHANGE"
+ev "gid0 fe80:0000:0000:0000:$(sysfs_guid $G5)"
+wait "$EVB_PID" || fail "second process: $(cat "$RUN_DIR/evb.out")"
+[[ $(grep -c '^ok$' "$RUN_DIR/evb.out") == 3 ]] ||
+	fail "second process: $(cat "$RUN_DIR/evb.out")"
+pass "policy Down/Up and port GUID: events on every context of two processes"
+
+# Follow with the PF up is ACTIVE again; no change, no event.
+"$VHCACTL" vf 1 set policy Down || fail "policy Down"
+ev "event PORT_ERR"
+echo Follow >"$sriov/1/policy" || fail "policy Follow"
+ev "event PORT_ACTIVE"
+ev "state ACTIVE"
+"$VHCACTL" vf 1 set policy Up port_guid $G5 pkeys 0xffff || fail "same values"
+ev "quiet 200"
+# A node GUID is no GID: no event, but ibv_query_device shows it.
+G6=02:00:00:00:00:00:dd:06
+echo $G6 >"$sriov/1/node" || fail "node GUID"
+ev "quiet 200"
+ev "node_guid $(sysfs_guid $G6)"
+# Another VF's changes are not ours.
+"$VHCACTL" vf 0 set policy Down pkeys 0x8009 || fail "vf 0"
+"$VHCACTL" vf 0 set policy Follow pkeys 0xffff || fail "vf 0 back"
+ev "quiet 200"
+pass "Follow; unchanged values, node GUIDs and other VFs raise nothing"
+
+"$VHCACTL" vf 1 set pkeys 0x8001,0x8002 || fail "pkeys"
+ev "event PKEY_CHANGE"
+ev "pkey 0 0x8001"
+ev "pkey 1 0x8002"
+echo 0x7003 >"$sriov/1/pkeys/5" || fail "pkeys/5"
+ev "event PKEY_CHANGE"
+ev "pkey 5 0x7003"
+# One plan, three changes: down first, the rest, (up would be last).
+G7=02:00:00:00:00:00:dd:07
+printf 'vf 1 port_guid %s policy Down pkey 0xffff\n' $G7 >"$RUN_DIR/ev.plan"
+"$VHCACTL" apply "$RUN_DIR/ev.plan" >/dev/null || fail "event plan"
+ev "event PORT_ERR"
+ev "event GID_CHANGE"
+ev "event PKEY_CHANGE"
+ev "state DOWN"
+ev "gid0 fe80:0000:0000:0000:$(sysfs_guid $G7)"
+ev "pkey 0 0xffff"
+ev "pkey 1 0x0000"
+"$VHCACTL" link-set-guid --run-dir "$RUN_DIR" vf 1 state auto \
+	port_guid $G5 || fail "link-set-guid"
+ev "event GID_CHANGE"
+ev "event PORT_ACTIVE"
+ev "quiet 200"
+pass "P_Key and GUID changes by vhcactl, sysfs, plans and rtnetlink: events"
+
+# VFs in use cannot go away.
+st=0; "$VHCACTL" numvfs 0 2>/dev/null || st=$?
+[[ $st == 1 ]] || fail "numvfs 0 with open contexts: exit $st"
+
+# A context that never reads: its pipe (one page, 256 records) fills, the
+# rest of its events are dropped, and neither the admin nor the other
+# context waits for it.
+ev shrink
+for _ in $(seq 150); do
+	echo Down >"$sriov/1/policy" || fail "flood Down"
+	echo Up >"$sriov/1/policy" || fail "flood Up"
+done
+ev drain
+[[ $EV_ANSWER == "ok 256 300" ]] || fail "drain: $EV_ANSWER, want ok 256 300"
+echo Down >"$sriov/1/policy" || fail "Down after the flood"
+ev "event PORT_ERR"
+echo Follow >"$sriov/1/policy" || fail "Follow after the flood"
+ev "event PORT_ACTIVE"
+pass "a full async pipe drops events without blocking anyone"
+
+# A listener killed outright: the daemon keeps going, its context goes.
+# (Its stdin is a FIFO we hold open, so it waits for commands forever.)
+mkfifo "$RUN_DIR/evc.in"
+env LD_PRELOAD="$TOOL_PRELOAD" "$EVENTS" vhca0_vf1 1 <"$RUN_DIR/evc.in" \
+	>"$RUN_DIR/evc.out" 2>&1 &
+EVC_PID=$!
+bg_track "$EVC_PID"
+exec 9>"$RUN_DIR/evc.in"
+for _ in $(seq 600); do
+	grep -q ready "$RUN_DIR/evc.out" && break
+	sleep 0.05
+done
+grep -q "^vhca0_vf1 .* contexts 3 " <<<"$(vhca_status)" ||
+	fail "three contexts: $(vhca_status)"
+kill -KILL "$EVC_PID"
+for _ in $(seq 20); do
+	echo Down >"$sriov/1/policy" || fail "Down while dying"
+	echo Follow >"$sriov/1/policy" || fail "Follow while dying"
+done
+wait "$EVC_PID" 2>/dev/null || true
+exec 9>&-
+for _ in $(seq 200); do
+	grep -q "^vhca0_vf1 .* contexts 2 " <<<"$(vhca_status)" && break
+	sleep 0.05
+done
+grep -q "^vhca0_vf1 .* contexts 2 " <<<"$(vhca_status)" ||
+	fail "dead listener's context stays: $(vhca_status)"
+ev drain
+[[ $EV_ANSWER == "ok 40 40" ]] || fail "drain after kill: $EV_ANSWER"
+pass "a killed listener's context goes; the others still hear everything"
+
+# Contexts opening and closing while changes are posted to them (the
+# sanitizer build catches a context freed under a running notification).
+(
+	for _ in $(seq 20); do
+		env LD_PRELOAD="$TOOL_PRELOAD" "$EVENTS" vhca0_vf1 1 </dev/null \
+			>/dev/null 2>&1 || exit 1
+	done
+) &
+CHURN_PID=$!
+bg_track "$CHURN_PID"
+# At most 100 toggles: 200 events fit the shrunk pipe of context 0.
+toggles=0
+while kill -0 "$CHURN_PID" 2>/dev/null && ((toggles++ < 100)); do
+	echo Down >"$sriov/1/policy" || fail "Down during churn"
+	echo Follow >"$sriov/1/policy" || fail "Follow during churn"
+done
+wait "$CHURN_PID" || fail "a short-lived listener failed"
+kill -0 "$VHCAD_PID" || fail "vhcad died during the churn"
+ev drain
+[[ $EV_ANSWER =~ ^ok\ ([0-9]+)\ ([0-9]+)$ && ${BASH_REMATCH[1]} == "${BASH_REMATCH[2]}" &&
+   ${BASH_REMATCH[1]} -ge 2 ]] || fail "drain after churn: $EV_ANSWER"
+for _ in $(seq 200); do
+	grep -q "^vhca0_vf1 .* contexts 2 " <<<"$(vhca_status)" && break
+	sleep 0.05
+done
+grep -q "^vhca0_vf1 .* contexts 2 " <<<"$(vhca_status)" ||
+	fail "contexts left after the churn: $(vhca_status)"
+pass "contexts coming and going while events are posted"
+
+echo quit >&7
+wait "$EV_PID" || fail "async_events exit status"
+exec 7>&- 8<&-
+
+# ---- numvfs; re-created VFs get their default identity ---------------------------
+# Provisioning lives and dies with the VF (mlx5 forgets VF GUIDs when the
+# VFs are destroyed): after 0 -> N every VF is as a fresh daemon makes it.
+"$VHCACTL" vf 1 set node_guid $G6 port_guid $G7 policy Down pkeys 0x8001 ||
+	fail "provision before numvfs 0"
 "$VHCACTL" numvfs 0 || fail "numvfs 0"
 "$VHCACTL" numvfs 2 || fail "numvfs 2"
 [[ $("$VHCACTL" show | grep -c "(VF ") == 2 ]] || fail "show after numvfs 2"
-[[ $(cat "$sriov/1/policy") == Follow && $(cat "$sriov/1/pkeys/0") == 0xffff ]] ||
-	fail "re-created VF not default"
+now_ids=$(cat "$sriov/1/node" "$sriov/1/port" "$sriov/1/policy" \
+	"$sriov/1/pkeys/0" "$sriov/1/pkeys/1")
+[[ $now_ids == "$default_ids" ]] ||
+	fail "re-created VF not default: $now_ids vs $default_ids"
+[[ $(vf_state 1) == "4: ACTIVE" ]] || fail "re-created VF not ACTIVE"
+[[ $(sysfs_read class/infiniband/vhca0_vf1/ports/1/counters/port_xmit_constraint_errors) == 0 ]] ||
+	fail "re-created VF kept counters"
+out=$("$PKEY_QUERY" vhca0_vf1) || fail "pkey_query after re-creation"
+grep -qx "0 0xffff" <<<"$out" && [[ $(grep -c '^[0-9]' <<<"$out") == 1 ]] ||
+	fail "re-created VF P_Keys: $out"
 st=0; "$VHCACTL" numvfs 3 2>/dev/null || st=$?
 [[ $st == 1 ]] || fail "numvfs 2 -> 3 exit $st"
 pass "vhcactl numvfs"

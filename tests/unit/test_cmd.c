@@ -995,6 +995,7 @@ static void test_keys(void)
 	pthread_rwlock_init(&pf2.lock, NULL);
 	*dev2 = *dev;
 	dev2->pf = &pf2;
+	dev2->listeners = NULL;	/* dev's contexts are not dev2's */
 	atomic_init(&dev2->next_key, 1);
 	atomic_init(&dev2->stats.contexts, 0);
 	atomic_init(&dev2->stats.pds, 0);
