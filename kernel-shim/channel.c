@@ -3,9 +3,10 @@
  * Completion-channel pool and event fds of a user context (channel.h).
  *
  * Locking: ch->lock protects the pool, the active list and the service
- * pipe state; CREATE_COMP_CHANNEL sleeps on ch->refilled with it.  Event
- * posting takes no lock: the async fd is fixed between setup and reset,
- * and a completion channel's fd lives as long as its references.
+ * pipe state; CREATE_COMP_CHANNEL sleeps on ch->refilled with it.  Async
+ * posts take ch->async_lock for their log (the fd is fixed between setup
+ * and reset); completion events are posted under the engine lock, and a
+ * completion channel's fd lives as long as its references.
  */
 #include <errno.h>
 #include <poll.h>
@@ -30,12 +31,18 @@ int vhca_channels_init(struct vhca_channels *ch, atomic_uint *counter,
 	ch->max_active = max_active;
 	ch->refill_timeout_ms = VHCA_CHANNEL_REFILL_TIMEOUT_MS;
 	ch->async_fd = -1;
+	ch->async_guest_read_fd = -1;
 	ch->service_fd = -1;
 	atomic_init(&ch->async_gone, false);
 
 	ret = pthread_mutex_init(&ch->lock, NULL);
 	if (ret)
 		return -ret;
+	ret = pthread_mutex_init(&ch->async_lock, NULL);
+	if (ret) {
+		pthread_mutex_destroy(&ch->lock);
+		return -ret;
+	}
 	ret = pthread_condattr_init(&attr);
 	if (!ret) {
 		pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -43,10 +50,74 @@ int vhca_channels_init(struct vhca_channels *ch, atomic_uint *counter,
 		pthread_condattr_destroy(&attr);
 	}
 	if (ret) {
+		pthread_mutex_destroy(&ch->async_lock);
 		pthread_mutex_destroy(&ch->lock);
 		return -ret;
 	}
 	return 0;
+}
+
+/* ---- logs of unread event records (struct vhca_event_log) ------------ */
+
+static void event_log_free(struct vhca_event_log *log)
+{
+	free(log->counters);
+	memset(log, 0, sizeof(*log));
+}
+
+static uint32_t **event_log_at(struct vhca_event_log *log, uint32_t i)
+{
+	return &log->counters[(log->head + i) % log->cap];
+}
+
+/* Credits the records of @fd's pipe the guest has read since last time. */
+static void event_log_credit(struct vhca_event_log *log, int fd, bool gone,
+			     size_t record_size)
+{
+	int unread_bytes;
+	uint32_t unread;
+
+	if (!log->len)
+		return;
+	if (gone || fd < 0 || ioctl(fd, FIONREAD, &unread_bytes) ||
+	    unread_bytes < 0)
+		unread_bytes = 0;	/* nobody will read the rest */
+	unread = (uint32_t)((size_t)unread_bytes / record_size);
+	while (log->len > unread) {
+		uint32_t *counter = *event_log_at(log, 0);
+
+		if (counter)
+			(*counter)++;
+		log->head = (log->head + 1) % log->cap;
+		log->len--;
+	}
+}
+
+static int event_log_append(struct vhca_event_log *log, uint32_t *counter)
+{
+	if (log->len == log->cap) {
+		uint32_t cap = log->cap ? 2 * log->cap : 16;
+		uint32_t **grown = malloc(cap * sizeof(*grown));
+
+		if (!grown)
+			return -ENOMEM;
+		for (uint32_t i = 0; i < log->len; i++)
+			grown[i] = *event_log_at(log, i);
+		free(log->counters);
+		log->counters = grown;
+		log->cap = cap;
+		log->head = 0;
+	}
+	log->len++;
+	*event_log_at(log, log->len - 1) = counter;
+	return 0;
+}
+
+static void event_log_forget(struct vhca_event_log *log, uint32_t *counter)
+{
+	for (uint32_t i = 0; i < log->len; i++)
+		if (*event_log_at(log, i) == counter)
+			*event_log_at(log, i) = NULL;
 }
 
 static void close_fd(int *fd)
@@ -68,7 +139,7 @@ void vhca_comp_channel_put(struct vhca_comp_channel *chan)
 				      memory_order_acq_rel) != 1)
 		return;
 	close_fd(&chan->write_fd);
-	free(chan->unread_log);
+	event_log_free(&chan->unread);
 	free(chan);
 }
 
@@ -83,7 +154,11 @@ static void retire(struct vhca_channels *ch, struct vhca_comp_channel *chan)
 void vhca_channels_reset(struct vhca_channels *ch)
 {
 	pthread_mutex_lock(&ch->lock);
+	pthread_mutex_lock(&ch->async_lock);
 	close_fd(&ch->async_fd);
+	ch->async_guest_read_fd = -1;
+	event_log_free(&ch->async_unread);
+	pthread_mutex_unlock(&ch->async_lock);
 	close_fd(&ch->service_fd);
 	close_pooled(ch->pool, ch->pool_len);
 	ch->pool_len = 0;
@@ -103,6 +178,7 @@ void vhca_channels_fini(struct vhca_channels *ch)
 {
 	vhca_channels_reset(ch);
 	pthread_cond_destroy(&ch->refilled);
+	pthread_mutex_destroy(&ch->async_lock);
 	pthread_mutex_destroy(&ch->lock);
 }
 
@@ -179,6 +255,8 @@ int vhca_channels_setup(struct vhca_channels *ch,
 
 	pthread_mutex_lock(&ch->lock);
 	ch->async_fd = async.write_fd;
+	ch->async_guest_read_fd = async.guest_fd;
+	ch->async_id = async.id;
 	ch->service_fd = service_fd;
 	memcpy(ch->pool, pool, cmd->num_channels * sizeof(*pool));
 	ch->pool_len = cmd->num_channels;
@@ -496,75 +574,115 @@ static int post_record(int fd, atomic_bool *gone, const void *rec,
 }
 
 int vhca_channels_post_async(struct vhca_channels *ch, uint64_t element,
-			     uint32_t event_type)
+			     uint32_t event_type, uint32_t *read_counter)
 {
 	struct ib_uverbs_async_event_desc desc = {
 		.element = element,
 		.event_type = event_type,
 	};
+	int ret;
 
-	return post_record(ch->async_fd, &ch->async_gone, &desc,
-			   sizeof(desc));
+	pthread_mutex_lock(&ch->async_lock);
+	event_log_credit(&ch->async_unread, ch->async_fd,
+			 atomic_load(&ch->async_gone), sizeof(desc));
+	/* Log first: an event we could not account for must not be sent. */
+	ret = event_log_append(&ch->async_unread, read_counter);
+	if (!ret) {
+		ret = post_record(ch->async_fd, &ch->async_gone, &desc,
+				  sizeof(desc));
+		if (ret)
+			ch->async_unread.len--;
+	}
+	pthread_mutex_unlock(&ch->async_lock);
+	return ret;
 }
 
-/* Credits the records the guest has read since the last look. */
-static void credit_read_records(struct vhca_comp_channel *chan)
+/*
+ * Takes every unread record out of the async pipe and puts back, in
+ * order, those not of @read_counter's object; the records the guest read
+ * before are credited.  False if it could not (then nothing changed).
+ */
+static bool purge_async_locked(struct vhca_channels *ch,
+			       const struct vhca_dma_peer *peer,
+			       uint32_t *read_counter)
 {
-	struct ib_uverbs_comp_event_desc desc;
-	uint32_t read_now;
-	int unread_bytes;
+	struct vhca_event_log *log = &ch->async_unread;
+	const size_t size = sizeof(struct ib_uverbs_async_event_desc);
+	uint32_t taken, kept = 0;
+	struct vhca_pipe_id id;
+	size_t have = 0;
+	uint8_t *recs;
+	int reader;
+	ssize_t n;
 
-	if (!chan->log_len)
-		return;
-	if (atomic_load(&chan->gone) ||
-	    ioctl(chan->write_fd, FIONREAD, &unread_bytes) || unread_bytes < 0)
-		unread_bytes = 0;	/* nobody will read the rest */
-	if ((uint32_t)unread_bytes / sizeof(desc) >= chan->log_len)
-		return;
-	read_now = chan->log_len - (uint32_t)unread_bytes / sizeof(desc);
-	while (read_now--) {
-		uint32_t *counter = chan->unread_log[chan->log_head];
+	if (!peer || ch->async_guest_read_fd < 0 || !log->len)
+		return false;
+	/* The number alone is not trusted: it must still be that pipe. */
+	reader = vhca_dma_take_pipe_reader(peer, ch->async_guest_read_fd, &id);
+	if (reader < 0)
+		return false;
+	recs = vhca_pipe_id_equal(&id, &ch->async_id) ?
+		       malloc(log->len * size) : NULL;
+	if (!recs) {
+		close(reader);
+		return false;
+	}
+	/* Only we write (under this lock): what we read was all unread. */
+	while (have < log->len * size &&
+	       (n = read(reader, recs + have, log->len * size - have)) > 0)
+		have += (size_t)n;
+	close(reader);
+	/* A guest that read half a record loses the rest of it. */
+	taken = (uint32_t)(have / size);
+	while (log->len > taken) {	/* the guest read these */
+		uint32_t *counter = *event_log_at(log, 0);
 
 		if (counter)
 			(*counter)++;
-		chan->log_head = (chan->log_head + 1) % chan->log_cap;
-		chan->log_len--;
+		log->head = (log->head + 1) % log->cap;
+		log->len--;
 	}
+	for (uint32_t i = 0; i < taken; i++) {
+		uint32_t *counter = *event_log_at(log, i);
+
+		if (counter == read_counter && counter)
+			continue;
+		/* Fits: the pipe held all of them a moment ago. */
+		if (post_record(ch->async_fd, &ch->async_gone, recs + i * size,
+				size))
+			continue;
+		*event_log_at(log, kept++) = counter;
+	}
+	log->len = kept;
+	free(recs);
+	return true;
 }
 
-static int log_unread(struct vhca_comp_channel *chan, uint32_t *read_counter)
+void vhca_channels_forget_async(struct vhca_channels *ch,
+				const struct vhca_dma_peer *peer,
+				uint32_t *read_counter)
 {
-	if (chan->log_len == chan->log_cap) {
-		uint32_t cap = chan->log_cap ? 2 * chan->log_cap : 16;
-		uint32_t **log = malloc(cap * sizeof(*log));
-
-		if (!log)
-			return -ENOMEM;
-		for (uint32_t i = 0; i < chan->log_len; i++)
-			log[i] = chan->unread_log[(chan->log_head + i) %
-						  chan->log_cap];
-		free(chan->unread_log);
-		chan->unread_log = log;
-		chan->log_cap = cap;
-		chan->log_head = 0;
+	pthread_mutex_lock(&ch->async_lock);
+	if (!purge_async_locked(ch, peer, read_counter)) {
+		event_log_credit(&ch->async_unread, ch->async_fd,
+				 atomic_load(&ch->async_gone),
+				 sizeof(struct ib_uverbs_async_event_desc));
+		event_log_forget(&ch->async_unread, read_counter);
 	}
-	chan->unread_log[(chan->log_head + chan->log_len) % chan->log_cap] =
-		read_counter;
-	chan->log_len++;
-	return 0;
+	pthread_mutex_unlock(&ch->async_lock);
+}
+
+static void credit_comp_records(struct vhca_comp_channel *chan)
+{
+	event_log_credit(&chan->unread, chan->write_fd, atomic_load(&chan->gone),
+			 sizeof(struct ib_uverbs_comp_event_desc));
 }
 
 void vhca_comp_channel_forget(struct vhca_comp_channel *chan,
 			      uint32_t *read_counter)
 {
-	credit_read_records(chan);
-	for (uint32_t i = 0; i < chan->log_len; i++) {
-		uint32_t **entry =
-			&chan->unread_log[(chan->log_head + i) % chan->log_cap];
-
-		if (*entry == read_counter)
-			*entry = NULL;
-	}
+	credit_comp_records(chan);
+	event_log_forget(&chan->unread, read_counter);
 }
 
 int vhca_comp_channel_post(struct vhca_comp_channel *chan,
@@ -573,13 +691,13 @@ int vhca_comp_channel_post(struct vhca_comp_channel *chan,
 	struct ib_uverbs_comp_event_desc desc = { .cq_handle = cq_handle };
 	int ret;
 
-	credit_read_records(chan);
+	credit_comp_records(chan);
 	/* Log first: an event we could not account for must not be sent. */
-	ret = log_unread(chan, read_counter);
+	ret = event_log_append(&chan->unread, read_counter);
 	if (ret)
 		return ret;
 	ret = post_record(chan->write_fd, &chan->gone, &desc, sizeof(desc));
 	if (ret)
-		chan->log_len--;
+		chan->unread.len--;
 	return ret;
 }

@@ -50,6 +50,19 @@ struct vhca_pooled_pipe {
 };
 
 /*
+ * The kernel reports at DESTROY_CQ/QP/SRQ how many of the object's events
+ * the application has read (libibverbs waits until it has acked exactly
+ * that many).  A pipe cannot tell whose records were read, so we log, in
+ * pipe order, the read counter of the object each unread record belongs
+ * to (NULL: a port event, or an object destroyed since); FIONREAD says how
+ * many are still unread, and the oldest records beyond that were read.
+ */
+struct vhca_event_log {
+	uint32_t **counters;
+	uint32_t cap, head, len;
+};
+
+/*
  * A completion channel handed out by CREATE_COMP_CHANNEL.  Reference
  * counted so that later users (a CQ bound to it) may keep it while the
  * context reaps it; the write fd closes with the last reference.
@@ -60,16 +73,8 @@ struct vhca_comp_channel {
 	int guest_fd;		/* the fd number we returned */
 	int write_fd;
 	struct vhca_pipe_id id;
-	/*
-	 * The kernel reports at DESTROY_CQ how many events the application
-	 * has read (libibverbs waits until it has acked exactly that many).
-	 * A pipe cannot tell us whose records were read, so we log, in pipe
-	 * order, the read counter of the CQ each unread record belongs to;
-	 * FIONREAD tells how many are still unread.  Serialized by the
-	 * engine lock (posts and CQ destruction both run under it).
-	 */
-	uint32_t **unread_log;
-	uint32_t log_cap, log_head, log_len;
+	/* Serialized by the engine lock (posts and DESTROY_CQ run under it). */
+	struct vhca_event_log unread;
 };
 
 struct vhca_channels {
@@ -81,6 +86,23 @@ struct vhca_channels {
 
 	int async_fd;			/* write end, or -1 */
 	atomic_bool async_gone;
+	/*
+	 * Async records come from the engine (object events, under the
+	 * engine lock) and from provisioning (port events, under pf->lock):
+	 * this leaf lock orders each write with its log entry.
+	 */
+	pthread_mutex_t async_lock;
+	struct vhca_event_log async_unread;
+	/*
+	 * The guest's read end of the async pipe (its number, and the pipe):
+	 * destroying an object takes its unread events back out of the pipe,
+	 * through a reader taken for the moment, as the kernel drops them from
+	 * its queue (libibverbs would otherwise hand them to the application
+	 * with a pointer to the freed object).  Not kept open: a reader of
+	 * ours would hide that the guest closed its end (-EPIPE).
+	 */
+	int async_guest_read_fd;
+	struct vhca_pipe_id async_id;
 	int service_fd;			/* write end, or -1 */
 	bool service_gone;
 	bool refill_pending;		/* asked, no ADD_CHANNELS yet */
@@ -153,9 +175,21 @@ int vhca_channels_return(struct vhca_channels *ch,
 					const struct vhca_return_channels_resp *),
 			 void *arg);
 
-/* Event records in the kernel formats; 0, -EAGAIN (full) or -EPIPE. */
+/*
+ * Event records in the kernel formats; 0, -EAGAIN (full), -EPIPE or
+ * -ENOMEM.  @read_counter counts the records of the object that the guest
+ * has read (NULL for port events).
+ */
 int vhca_channels_post_async(struct vhca_channels *ch, uint64_t element,
-			     uint32_t event_type);
+			     uint32_t event_type, uint32_t *read_counter);
+/*
+ * Brings @read_counter up to date and takes the object's unread records
+ * out of the async pipe (the others stay, in order); call before the
+ * object owning the counter goes away, then report the count.
+ */
+void vhca_channels_forget_async(struct vhca_channels *ch,
+				const struct vhca_dma_peer *peer,
+				uint32_t *read_counter);
 /*
  * Forgets @read_counter's unread records after crediting every record the
  * guest has read so far; call before the CQ owning the counter goes away.

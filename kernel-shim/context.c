@@ -255,7 +255,7 @@ static void on_dev_changed(struct vhca_dev_listener *listener,
 	(void)dev;
 	if ((unsigned int)what >= sizeof(event_of) / sizeof(event_of[0]))
 		return;
-	vhca_channels_post_async(&uctx->channels, 1, event_of[what]);
+	vhca_channels_post_async(&uctx->channels, 1, event_of[what], NULL);
 }
 
 int vhca_ucontext_commit(struct vhca_ucontext *uctx)

@@ -95,6 +95,8 @@ void vhca_cq_free(struct vhca_cq *cq)
 		vhca_comp_channel_forget(cq->channel, &cq->comp_events_read);
 		vhca_comp_channel_put(cq->channel);
 	}
+	vhca_channels_forget_async(&cq->uctx->channels, cq->uctx->peer,
+				   &cq->async_events_read);
 	vhca_qmem_unmap(&cq->qmem);
 	vhca_stats_release(&cq->uctx->dev->stats.cqs);
 	free(cq);
@@ -115,8 +117,10 @@ int vhca_cq_destroy(struct vhca_ucontext *uctx, uint32_t handle,
 	 */
 	if (cq->channel)
 		vhca_comp_channel_forget(cq->channel, &cq->comp_events_read);
+	vhca_channels_forget_async(&uctx->channels, uctx->peer,
+				   &cq->async_events_read);
 	resp->comp_events_reported = cq->comp_events_read;
-	resp->async_events_reported = cq->async_events;
+	resp->async_events_reported = cq->async_events_read;
 	vhca_cq_free(cq);
 	return 0;
 }
@@ -204,9 +208,8 @@ void vhca_cq_resize_abort(struct vhca_cq_resize *next)
 static void report_overrun(struct vhca_cq *cq)
 {
 	cq->error = true;
-	if (!vhca_channels_post_async(&cq->uctx->channels, cq->user_handle,
-				      IBV_EVENT_CQ_ERR))
-		cq->async_events++;
+	vhca_channels_post_async(&cq->uctx->channels, cq->user_handle,
+				 IBV_EVENT_CQ_ERR, &cq->async_events_read);
 }
 
 /* ARM_NEXT fires on any CQE, ARM_SOLICITED on solicited or error ones. */

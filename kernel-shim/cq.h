@@ -32,7 +32,7 @@ struct vhca_cq {
 	struct vhca_comp_channel *channel;	/* referenced, or NULL */
 	uint32_t comp_events;		/* comp events written to the channel */
 	uint32_t comp_events_read;	/* of those, read by the guest */
-	uint32_t async_events;		/* async events delivered */
+	uint32_t async_events_read;	/* for DESTROY's events_reported */
 	bool error;			/* overrun: no more CQEs */
 	unsigned int num_qps;		/* QPs using it: destroy is EBUSY */
 };

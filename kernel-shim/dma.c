@@ -515,6 +515,33 @@ int vhca_dma_take_pipe_writer(const struct vhca_dma_peer *peer, int guest_fd,
 	return ret;
 }
 
+int vhca_dma_take_pipe_reader(const struct vhca_dma_peer *peer, int guest_fd,
+			      struct vhca_pipe_id *id)
+{
+	char path[64];
+	int fd, nfd, ret;
+
+	fd = take_fd(peer, guest_fd);
+	if (fd < 0)
+		return fd;
+	ret = pipe_end_id(fd, O_RDONLY, id);
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	/* Reopening a pipe through /proc gives a description of our own. */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	nfd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	ret = nfd >= 0 ? 0 : (errno == EMFILE || errno == ENFILE ||
+			      errno == ENOMEM) ? -errno : -EINVAL;
+	close(fd);
+	if (!ret && !vhca_dma_peer_alive(peer)) {
+		close(nfd);
+		ret = -ESRCH;
+	}
+	return ret ? ret : nfd;
+}
+
 int vhca_dma_pipe_reader_id(const struct vhca_dma_peer *peer, int guest_fd,
 			    struct vhca_pipe_id *id)
 {

@@ -111,6 +111,13 @@ int vhca_dma_take_pipe_writer(const struct vhca_dma_peer *peer, int guest_fd,
 			      struct vhca_pipe_id *id);
 
 /*
+ * Like vhca_dma_take_pipe_writer, for a read end (O_RDONLY): a reader of
+ * our own, O_RDONLY | O_NONBLOCK | O_CLOEXEC, on a description of our own.
+ */
+int vhca_dma_take_pipe_reader(const struct vhca_dma_peer *peer, int guest_fd,
+			      struct vhca_pipe_id *id);
+
+/*
  * Checks that @guest_fd is, in the peer, the read end (O_RDONLY) of a
  * pipe/FIFO and returns its identity; nothing is kept.  -EINVAL otherwise.
  */

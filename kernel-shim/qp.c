@@ -67,6 +67,13 @@ static void remove_qpn(struct vhca_qp *qp)
 	}
 }
 
+void vhca_qp_post_async(struct vhca_qp *qp, uint32_t event_type)
+{
+	/* A full or closed async pipe drops the event (channel.h). */
+	vhca_channels_post_async(&qp->uctx->channels, qp->user_handle,
+				 event_type, &qp->async_events_read);
+}
+
 void vhca_qp_set_error(struct vhca_qp *qp)
 {
 	qp->state = IBV_QPS_ERR;
@@ -284,6 +291,8 @@ void vhca_qp_free(struct vhca_qp *qp)
 		qp->recv_cq->num_qps--;
 	if (qp->srq && qp->handle != VHCA_NO_HANDLE)
 		qp->srq->num_qps--;
+	vhca_channels_forget_async(&qp->uctx->channels, qp->uctx->peer,
+				   &qp->async_events_read);
 	vhca_qmem_unmap(&qp->qmem);
 	vhca_stats_release(&qp->uctx->dev->stats.qps);
 	free(qp);
@@ -296,7 +305,10 @@ int vhca_qp_destroy(struct vhca_ucontext *uctx, uint32_t handle,
 
 	if (!qp)
 		return -EINVAL;
-	resp->events_reported = qp->async_events;
+	/* Like the kernel: the events the application has read. */
+	vhca_channels_forget_async(&uctx->channels, uctx->peer,
+				   &qp->async_events_read);
+	resp->events_reported = qp->async_events_read;
 	vhca_qp_free(qp);
 	return 0;
 }

@@ -81,7 +81,7 @@ struct vhca_qp {
 
 	/* engine state */
 	uint32_t sq_tail, rq_tail;	/* consumed (free-running) */
-	uint32_t async_events;		/* for DESTROY_QP's response */
+	uint32_t async_events_read;	/* for DESTROY's events_reported */
 	bool queued;			/* on the engine's run list */
 	struct vhca_qp *run_next;
 	struct vhca_qp *timer_next;	/* on the timer list while waiting */
@@ -129,6 +129,8 @@ struct vhca_qp *vhca_qp_find(const struct vhca_dev *dev, uint32_t qpn);
  * raises nothing itself; the engine flushes on its next visit.
  */
 void vhca_qp_set_error(struct vhca_qp *qp);
+/* An affiliated async event (enum ibv_event_type) of @qp. */
+void vhca_qp_post_async(struct vhca_qp *qp, uint32_t event_type);
 
 /* Is the state machine transition with this mask legal (verbs.c)? */
 bool vhca_qp_transition_ok(unsigned int cur, unsigned int next,

@@ -470,9 +470,17 @@ void vhca_deliver(struct vhca_dev *src_dev, const struct vhca_pkt *pkt,
 			ack->kind = VHCA_ACK;
 		return;
 	}
-	/* Class C errors take the RC responder to the error state (rxe). */
-	if (kind == VHCA_NAK_REM_ACCESS || kind == VHCA_NAK_INV_REQ)
+	/*
+	 * Class C errors take the RC responder to the error state (rxe),
+	 * with the affiliated asynchronous error IBTA names for each (11.6.3:
+	 * local access violation / invalid request work queue error).
+	 */
+	if (kind == VHCA_NAK_REM_ACCESS || kind == VHCA_NAK_INV_REQ) {
 		responder_error(qp);
+		vhca_qp_post_async(qp, kind == VHCA_NAK_REM_ACCESS ?
+					       IBV_EVENT_QP_ACCESS_ERR :
+					       IBV_EVENT_QP_REQ_ERR);
+	}
 	ack->kind = kind;
 	ack->rnr_timer = qp->attr.min_rnr_timer;
 }

@@ -98,6 +98,8 @@ void vhca_srq_free(struct vhca_srq *srq)
 		vhca_obj_erase(srq->uctx, srq->handle);
 	if (srq->pd)
 		srq->pd->num_qps--;
+	vhca_channels_forget_async(&srq->uctx->channels, srq->uctx->peer,
+				   &srq->async_events_read);
 	vhca_qmem_unmap(&srq->qmem);
 	vhca_stats_release(&srq->uctx->dev->stats.srqs);
 	free(srq);
@@ -112,7 +114,10 @@ int vhca_srq_destroy(struct vhca_ucontext *uctx, uint32_t handle,
 		return -EINVAL;
 	if (srq->num_qps)
 		return -EBUSY;
-	resp->events_reported = srq->async_events;
+	/* Like the kernel: the events the application has read. */
+	vhca_channels_forget_async(&uctx->channels, uctx->peer,
+				   &srq->async_events_read);
+	resp->events_reported = srq->async_events_read;
 	vhca_srq_free(srq);
 	return 0;
 }
@@ -166,7 +171,7 @@ void vhca_srq_consumed(struct vhca_srq *srq)
 	/* The limit is consumed by the event: it reads 0 until re-armed. */
 	srq->armed = false;
 	srq->srq_limit = 0;
-	if (!vhca_channels_post_async(&srq->uctx->channels, srq->user_handle,
-				      IBV_EVENT_SRQ_LIMIT_REACHED))
-		srq->async_events++;
+	vhca_channels_post_async(&srq->uctx->channels, srq->user_handle,
+				 IBV_EVENT_SRQ_LIMIT_REACHED,
+				 &srq->async_events_read);
 }

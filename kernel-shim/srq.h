@@ -35,7 +35,7 @@ struct vhca_srq {
 	uint32_t tail;			/* consumed (free-running) */
 	uint32_t srq_limit;
 	bool armed;
-	uint32_t async_events;
+	uint32_t async_events_read;	/* for DESTROY's events_reported */
 	unsigned int num_qps;		/* destroy is EBUSY while nonzero */
 };
 

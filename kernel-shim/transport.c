@@ -171,10 +171,7 @@ void vhca_transport_flush(struct vhca_qp *qp)
 	if (qp->srq && !qp->last_wqe_reported) {
 		/* o11-5.2.5: no more WQEs of the SRQ will reach this QP. */
 		qp->last_wqe_reported = true;
-		if (!vhca_channels_post_async(&qp->uctx->channels,
-					      qp->user_handle,
-					      IBV_EVENT_QP_LAST_WQE_REACHED))
-			qp->async_events++;
+		vhca_qp_post_async(qp, IBV_EVENT_QP_LAST_WQE_REACHED);
 	}
 	if (qp->srq || !qp->rq_count)
 		return;

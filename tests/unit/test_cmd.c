@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1121,7 +1122,7 @@ static void test_channels(void)
 				      g.async_event.read_fd),
 	      "async fd is no completion channel");
 	CHECK(vhca_channels_post_async(&u->channels, 42,
-				       IBV_EVENT_PORT_ACTIVE) == 0,
+				       IBV_EVENT_PORT_ACTIVE, NULL) == 0,
 	      "post async event");
 	CHECK(read(g.async_event.read_fd, &async, sizeof(async)) ==
 			      sizeof(async) &&
@@ -1129,6 +1130,54 @@ static void test_channels(void)
 		      async.event_type == IBV_EVENT_PORT_ACTIVE &&
 		      !async.reserved,
 	      "async event record");
+	{
+		/*
+		 * DESTROY_QP/SRQ/CQ report the object's events the guest has
+		 * read, not those posted: here object a gets 3 events and b
+		 * 1, interleaved with a port event; the guest reads 2.
+		 */
+		uint32_t read_a = 0, read_b = 0;
+
+		vhca_channels_post_async(&u->channels, 1,
+					 IBV_EVENT_QP_LAST_WQE_REACHED, &read_a);
+		vhca_channels_post_async(&u->channels, 1, IBV_EVENT_PORT_ERR,
+					 NULL);
+		vhca_channels_post_async(&u->channels, 2,
+					 IBV_EVENT_SRQ_LIMIT_REACHED, &read_b);
+		vhca_channels_post_async(&u->channels, 1,
+					 IBV_EVENT_QP_ACCESS_ERR, &read_a);
+		vhca_channels_post_async(&u->channels, 1,
+					 IBV_EVENT_QP_REQ_ERR, &read_a);
+		CHECK(read(g.async_event.read_fd, &async, sizeof(async)) ==
+				      sizeof(async) &&
+			      read(g.async_event.read_fd, &async,
+				   sizeof(async)) == sizeof(async),
+		      "read two async records");
+		int unread_bytes = -1;
+
+		/* Destroying a takes its two unread records out, as the
+		 * kernel drops them; b's stays. */
+		vhca_channels_forget_async(&u->channels, u->peer, &read_a);
+		CHECK(read_a == 1 && read_b == 0,
+		      "async events read: a %u (want 1) b %u (want 0)", read_a,
+		      read_b);
+		CHECK(ioctl(g.async_event.read_fd, FIONREAD, &unread_bytes) ==
+				      0 &&
+			      unread_bytes == (int)sizeof(async),
+		      "one record left after purging a: %d bytes",
+		      unread_bytes);
+		CHECK(read(g.async_event.read_fd, &async, sizeof(async)) ==
+				      sizeof(async) &&
+			      async.element == 2 &&
+			      async.event_type == IBV_EVENT_SRQ_LIMIT_REACHED,
+		      "b's record survives the purge");
+		vhca_channels_forget_async(&u->channels, u->peer, &read_b);
+		CHECK(read_a == 1 && read_b == 1,
+		      "b credited once read: a %u b %u", read_a, read_b);
+		vhca_channels_forget_async(&u->channels, u->peer, &read_b);
+		CHECK(read_a == 1 && read_b == 1,
+		      "nothing credited twice: a %u b %u", read_a, read_b);
+	}
 
 	/* The guest closes channels: reaped on the next create. */
 	guest_close_channel(&g, fd[0]);
@@ -1158,7 +1207,7 @@ static void test_channels(void)
 	/* Async pipe closed by the guest: EPIPE, tolerated. */
 	close(g.async_event.read_fd);
 	g.async_event.read_fd = -1;
-	CHECK(vhca_channels_post_async(&u->channels, 1, 1) == -EPIPE,
+	CHECK(vhca_channels_post_async(&u->channels, 1, 1, NULL) == -EPIPE,
 	      "async post after close");
 
 	/* Pool exhausted, nobody refills: bounded wait, then EMFILE. */
