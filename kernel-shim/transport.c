@@ -20,9 +20,12 @@
 #include "qp.h"
 #include "transport.h"
 
-/* IBTA table 45: RNR NAK timer field -> microseconds x 100. */
-static const uint32_t rnr_timer_us_x100[32] = {
-	65536000, 1,    2,    3,    4,    6,    8,    12,   16,   24,   32,
+/*
+ * IBTA table 45: RNR NAK timer field -> the requester's minimum wait, in
+ * units of 10 us (0.01 ms).  0 is the longest, 655.36 ms, not zero.
+ */
+static const uint32_t rnr_timer_10us[32] = {
+	65536,    1,    2,    3,    4,    6,    8,    12,   16,   24,   32,
 	48,	  64,   96,   128,  192,  256,  384,  512,  768,  1024, 1536,
 	2048,	  3072, 4096, 6144, 8192, 12288, 16384, 24576, 32768, 49152,
 };
@@ -31,7 +34,7 @@ static struct vhca_qp *timer_head;
 
 static uint64_t rnr_wait_ns(uint8_t timer)
 {
-	return (uint64_t)rnr_timer_us_x100[timer & 31] * 10000ULL;
+	return (uint64_t)rnr_timer_10us[timer & 31] * 10000ULL;
 }
 
 static void wait_for(struct vhca_qp *qp, enum vhca_qp_wait why,
