@@ -598,16 +598,30 @@ int vhca_channels_post_async(struct vhca_channels *ch, uint64_t element,
 }
 
 /*
- * Takes every unread record out of the async pipe and puts back, in
- * order, those not of @read_counter's object; the records the guest read
- * before are credited.  False if it could not (then nothing changed).
+ * A pipe we post records to, as the purge sees it: our write end, the
+ * guest's read end (its number, and the pipe it must still be), the log.
  */
-static bool purge_async_locked(struct vhca_channels *ch,
-			       const struct vhca_dma_peer *peer,
-			       uint32_t *read_counter)
+struct event_pipe {
+	struct vhca_event_log *log;
+	int write_fd;
+	atomic_bool *gone;
+	int guest_read_fd;
+	const struct vhca_pipe_id *id;
+	size_t record_size;
+};
+
+/*
+ * Takes every unread record out of the pipe and puts back, in order,
+ * those not of @read_counter's object; the records the guest read before
+ * are credited.  False if it could not (then nothing changed).  The
+ * caller serializes the pipe's posts.
+ */
+static bool event_pipe_purge(const struct event_pipe *p,
+			     const struct vhca_dma_peer *peer,
+			     uint32_t *read_counter)
 {
-	struct vhca_event_log *log = &ch->async_unread;
-	const size_t size = sizeof(struct ib_uverbs_async_event_desc);
+	struct vhca_event_log *log = p->log;
+	const size_t size = p->record_size;
 	uint32_t taken, kept = 0;
 	struct vhca_pipe_id id;
 	size_t have = 0;
@@ -615,19 +629,18 @@ static bool purge_async_locked(struct vhca_channels *ch,
 	int reader;
 	ssize_t n;
 
-	if (!peer || ch->async_guest_read_fd < 0 || !log->len)
+	if (!peer || p->guest_read_fd < 0 || !log->len)
 		return false;
 	/* The number alone is not trusted: it must still be that pipe. */
-	reader = vhca_dma_take_pipe_reader(peer, ch->async_guest_read_fd, &id);
+	reader = vhca_dma_take_pipe_reader(peer, p->guest_read_fd, &id);
 	if (reader < 0)
 		return false;
-	recs = vhca_pipe_id_equal(&id, &ch->async_id) ?
-		       malloc(log->len * size) : NULL;
+	recs = vhca_pipe_id_equal(&id, p->id) ? malloc(log->len * size) : NULL;
 	if (!recs) {
 		close(reader);
 		return false;
 	}
-	/* Only we write (under this lock): what we read was all unread. */
+	/* Only we write (serialized): what we read was all unread. */
 	while (have < log->len * size &&
 	       (n = read(reader, recs + have, log->len * size - have)) > 0)
 		have += (size_t)n;
@@ -648,8 +661,7 @@ static bool purge_async_locked(struct vhca_channels *ch,
 		if (counter == read_counter && counter)
 			continue;
 		/* Fits: the pipe held all of them a moment ago. */
-		if (post_record(ch->async_fd, &ch->async_gone, recs + i * size,
-				size))
+		if (post_record(p->write_fd, p->gone, recs + i * size, size))
 			continue;
 		*event_log_at(log, kept++) = counter;
 	}
@@ -658,17 +670,33 @@ static bool purge_async_locked(struct vhca_channels *ch,
 	return true;
 }
 
+/* Purges, or if it cannot, credits what was read and forgets the rest. */
+static void event_pipe_forget(const struct event_pipe *p,
+			      const struct vhca_dma_peer *peer,
+			      uint32_t *read_counter)
+{
+	if (event_pipe_purge(p, peer, read_counter))
+		return;
+	event_log_credit(p->log, p->write_fd, atomic_load(p->gone),
+			 p->record_size);
+	event_log_forget(p->log, read_counter);
+}
+
 void vhca_channels_forget_async(struct vhca_channels *ch,
 				const struct vhca_dma_peer *peer,
 				uint32_t *read_counter)
 {
+	const struct event_pipe pipe = {
+		.log = &ch->async_unread,
+		.write_fd = ch->async_fd,
+		.gone = &ch->async_gone,
+		.guest_read_fd = ch->async_guest_read_fd,
+		.id = &ch->async_id,
+		.record_size = sizeof(struct ib_uverbs_async_event_desc),
+	};
+
 	pthread_mutex_lock(&ch->async_lock);
-	if (!purge_async_locked(ch, peer, read_counter)) {
-		event_log_credit(&ch->async_unread, ch->async_fd,
-				 atomic_load(&ch->async_gone),
-				 sizeof(struct ib_uverbs_async_event_desc));
-		event_log_forget(&ch->async_unread, read_counter);
-	}
+	event_pipe_forget(&pipe, peer, read_counter);
 	pthread_mutex_unlock(&ch->async_lock);
 }
 
@@ -679,10 +707,19 @@ static void credit_comp_records(struct vhca_comp_channel *chan)
 }
 
 void vhca_comp_channel_forget(struct vhca_comp_channel *chan,
+			      const struct vhca_dma_peer *peer,
 			      uint32_t *read_counter)
 {
-	credit_comp_records(chan);
-	event_log_forget(&chan->unread, read_counter);
+	const struct event_pipe pipe = {
+		.log = &chan->unread,
+		.write_fd = chan->write_fd,
+		.gone = &chan->gone,
+		.guest_read_fd = chan->guest_fd,
+		.id = &chan->id,
+		.record_size = sizeof(struct ib_uverbs_comp_event_desc),
+	};
+
+	event_pipe_forget(&pipe, peer, read_counter);
 }
 
 int vhca_comp_channel_post(struct vhca_comp_channel *chan,

@@ -191,10 +191,13 @@ void vhca_channels_forget_async(struct vhca_channels *ch,
 				const struct vhca_dma_peer *peer,
 				uint32_t *read_counter);
 /*
- * Forgets @read_counter's unread records after crediting every record the
- * guest has read so far; call before the CQ owning the counter goes away.
+ * Credits every record the guest has read so far and takes the CQ's
+ * unread records out of the channel's pipe (the others stay, in order),
+ * as vhca_channels_forget_async does; call before the CQ owning
+ * @read_counter goes away.
  */
 void vhca_comp_channel_forget(struct vhca_comp_channel *chan,
+			      const struct vhca_dma_peer *peer,
 			      uint32_t *read_counter);
 /* Posts one event for the CQ @cq_handle, whose reads @read_counter counts. */
 int vhca_comp_channel_post(struct vhca_comp_channel *chan,

@@ -92,7 +92,8 @@ void vhca_cq_free(struct vhca_cq *cq)
 	if (cq->handle != VHCA_NO_HANDLE)
 		vhca_obj_erase(cq->uctx, cq->handle);
 	if (cq->channel) {
-		vhca_comp_channel_forget(cq->channel, &cq->comp_events_read);
+		vhca_comp_channel_forget(cq->channel, cq->uctx->peer,
+					 &cq->comp_events_read);
 		vhca_comp_channel_put(cq->channel);
 	}
 	vhca_channels_forget_async(&cq->uctx->channels, cq->uctx->peer,
@@ -116,7 +117,8 @@ int vhca_cq_destroy(struct vhca_ucontext *uctx, uint32_t handle,
 	 * libibverbs waits until it has acked exactly that many.
 	 */
 	if (cq->channel)
-		vhca_comp_channel_forget(cq->channel, &cq->comp_events_read);
+		vhca_comp_channel_forget(cq->channel, cq->uctx->peer,
+					 &cq->comp_events_read);
 	vhca_channels_forget_async(&uctx->channels, uctx->peer,
 				   &cq->async_events_read);
 	resp->comp_events_reported = cq->comp_events_read;

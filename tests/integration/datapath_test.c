@@ -1134,6 +1134,26 @@ static void t_solicited(void)
 		ibv_ack_cq_events(y.rcq, 1);
 	}
 	CHECK(poll_n(y.rcq, wcs, 1, DEFAULT_TIMEOUT_MS) == 1, "receive");
+
+	/*
+	 * An event never read: the CQ's destroy must not wait for it, and,
+	 * as the kernel drops it, it must not be read afterwards (it would
+	 * name the freed CQ).
+	 */
+	REQUIRE(post_recv1(y.qp, NULL, 5, &B, 0, 4096) == 0, "post_recv");
+	REQUIRE(ibv_req_notify_cq(y.rcq, 0) == 0, "req_notify_cq(any)");
+	REQUIRE(post_send1(&x, IBV_WR_SEND, 5, 0, 10, 0, 0,
+			   IBV_SEND_SIGNALED) == 0, "post_send");
+	expect_wc(x.scq, IBV_WC_SEND, 5, NULL, "send");
+	CHECK(fd_readable(y.ch->fd, 2000), "no event for the last receive");
+	CHECK(ibv_destroy_qp(y.qp) == 0, "destroy_qp: %s", strerror(errno));
+	y.qp = NULL;
+	alarm(30);
+	CHECK(ibv_destroy_cq(y.rcq) == 0, "destroy_cq: %s", strerror(errno));
+	alarm(0);
+	y.rcq = NULL;
+	CHECK(!fd_readable(y.ch->fd, 200),
+	      "an event of the destroyed CQ is still in its channel");
 	ep_destroy(&x);
 	ep_destroy(&y);
 }
