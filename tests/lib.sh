@@ -214,3 +214,59 @@ show_pair() {
 
 # vhca_status: the daemon's per-device resource view.
 vhca_status() { cat "$SYSFS_PATH/module/vhca/status"; }
+
+# held_resources [DEV...]: "DEV KIND COUNT" for every count that is not 0
+# in the status view, of the devices named (all if none).
+held_resources() {
+	vhca_status | awk -v devs=" $* " '
+		devs == "  " || index(devs, " " $1 " ") {
+			for (i = 3; i < NF; i += 2)
+				if ($(i + 1) != 0) print $1, $i, $(i + 1)
+		}'
+}
+
+# wait_until_idle WHAT [DEV...]: waits up to 5 s until the devices (all
+# if none) hold nothing; fails "WHAT: ..." naming what is left.
+wait_until_idle() {
+	local what=$1 left _
+	shift
+	for _ in $(seq 100); do
+		left=$(held_resources "$@")
+		[[ -z $left ]] && return 0
+		sleep 0.05
+	done
+	vhca_status >&2
+	fail "$what: resources still held: $(tr '\n' ' ' <<<"$left")"
+}
+
+# run_subtests PROG TIMEOUT [SUBTEST...]: runs each sub-test of a C test
+# program (all that "PROG --list" names if none are given) in its own
+# process, so a crash or REQUIRE in one does not hide the others, under
+# TIMEOUT seconds; then the daemon must hold nothing and stop cleanly.
+run_subtests() {
+	local prog=$1 limit=$2 name t rc
+	shift 2
+	local subtests=("$@") failed=()
+	name=$(basename "$prog")
+	((${#subtests[@]})) ||
+		read -r -a subtests <<<"$("$prog" --list | tr '\n' ' ')"
+	for t in "${subtests[@]}"; do
+		rc=0
+		timeout -k 5 "$limit" "$prog" "$t" >"$RUN_DIR/$t.log" 2>&1 || rc=$?
+		if ((rc == 0)); then
+			pass "$t ($(grep -E '^ok: ' "$RUN_DIR/$t.log" | sed 's/.*(//; s/)//'))"
+			grep -E '^  ' "$RUN_DIR/$t.log" | tail -n 3 || true
+		else
+			echo "FAIL: $t (exit $rc$( ((rc == 124)) && echo ', timed out'))" >&2
+			sed 's/^/    /' "$RUN_DIR/$t.log" | tail -n 30 >&2
+			failed+=("$t")
+			kill -0 "$VHCAD_PID" 2>/dev/null || fail "vhcad died in $t"
+		fi
+	done
+	# Every process has exited: nothing is left in the daemon.
+	wait_until_idle "after the tests"
+	((${#failed[@]} == 0)) ||
+		fail "${#failed[@]} of ${#subtests[@]} sub-tests failed: ${failed[*]}"
+	vhca_stop || fail "vhcad exit status"
+	pass "$name: ${#subtests[@]} sub-tests"
+}

@@ -10,9 +10,6 @@ source "$(dirname "$0")/../lib.sh"
 
 DT=$VHCA_BUILD/tests/datapath_test
 vhca_start --num-vfs 2
-status=$SYSFS_PATH/module/vhca/status
-# nonzero resource counts of a device, "" if none
-held() { awk -v d="$1" '$1 == d {for (i = 3; i < NF; i += 2) if ($(i + 1) != 0) printf "%s %s ", $i, $(i + 1)}' "$status"; }
 
 wait_for_line() { # file pattern pid
 	for _ in $(seq 600); do
@@ -44,7 +41,7 @@ kill_one() {
 		fail "$name: survivor did not start: $(cat "$dir"/*.log)"
 	sleep 1.5 # mid-transfer
 	kill -0 "$vpid" 2>/dev/null || fail "$name: victim exited early: $(cat "$dir/victim.log")"
-	echo "$name: victim (side $victim) held: $(held "${devs[$victim]}")"
+	echo "$name: victim (side $victim) held: $(held_resources "${devs[$victim]}" | tr '\n' ' ')"
 	kill -KILL "$vpid"
 	wait "$vpid" 2>/dev/null || true
 	wait "$spid" || rc=$?
@@ -57,14 +54,7 @@ kill_one() {
 	[[ -n $ms ]] && ((ms < 5000)) || fail "$name: error after ${ms:-?} ms (budget ~350 ms)"
 	pass "$name: survivor saw the death after $ms ms"
 
-	local left=""
-	for _ in $(seq 100); do
-		left=$(held "${devs[$victim]}")
-		[[ -z $left ]] && break
-		sleep 0.05
-	done
-	cat "$status"
-	[[ -z $left ]] || fail "$name: dead process's resources not freed: $left"
+	wait_until_idle "$name: the dead process's resources" "${devs[$victim]}"
 	pass "$name: the dead process's resources are freed"
 }
 
@@ -83,5 +73,5 @@ wait "$bpid" || fail "stream after the kills (b): $(cat "$dir/b.log")"
 grep -q "500 messages verified, 0 bad" "$dir/a.log" || fail "after: $(cat "$dir/a.log")"
 pass "the device still serves after the kills"
 
-[[ -z $(held vhca0_vf0)$(held vhca0_vf1) ]] || fail "left: $(cat "$status")"
+[[ -z $(held_resources vhca0_vf0 vhca0_vf1) ]] || fail "left: $(vhca_status)"
 vhca_stop || fail "vhcad exit status"

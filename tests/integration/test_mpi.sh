@@ -111,12 +111,7 @@ negative ucx-ud 2 mpi_bibw --max-size 64 --iters 2 --window 4
 negative ucx-rc 4 mpi_allreduce --max-size 64 --iters 5
 
 # Every rank has exited: the daemon holds nothing for them any more.
-for _ in $(seq 100); do
-	held=$(vhca_status | awk '{ for (i = 4; i <= NF; i += 2) s += $i } END { print s + 0 }')
-	((held == 0)) && break
-	sleep 0.05
-done
-((held == 0)) || { vhca_status >&2; fail "resources still held after all ranks exited"; }
+wait_until_idle "after all ranks exited"
 pass "no resources held after the runs"
 
 vhca_stop || fail "vhcad exited with status $?"

@@ -65,16 +65,7 @@ pass "rank 1, the guest of vhca0_vf1: $(cat "$out_dir/killer.log") mid-run"
 pass "the job ended with an error (status $status) instead of hanging"
 
 kill -0 "$VHCAD_PID" 2>/dev/null || fail "vhcad died"
-for _ in $(seq 100); do
-	[[ $(contexts_of vhca0_vf0) == 0 && $(contexts_of vhca0_vf1) == 0 ]] && break
-	sleep 0.1
-done
-vhca_status >&2
-for dev in vhca0_vf0 vhca0_vf1; do
-	line=$(vhca_status | awk -v d="$dev" '$1 == d')
-	[[ $line =~ contexts\ 0\ pds\ 0\ mrs\ 0\ .*qps\ 0\ cqs\ 0\ srqs\ 0 ]] ||
-		fail "$dev still holds resources: $line"
-done
+wait_until_idle "after the killed job" vhca0_vf0 vhca0_vf1
 pass "vhcad survived and holds nothing for either rank"
 
 mpi_run ucx-rc 2 "$out_dir/next.log" "$latency" --min-size 0 --max-size 4K \

@@ -15,8 +15,6 @@ DT=$VHCA_BUILD/tests/datapath_test
 SCRIB=$VHCA_BUILD/tests/scribbler
 ITERS=${VHCA_SCRIBBLE_ITERS:-20000}
 vhca_start --num-vfs 3
-status=$SYSFS_PATH/module/vhca/status
-held() { awk -v d="$1" '$1 == d {for (i = 3; i < NF; i += 2) if ($(i + 1) != 0) printf "%s %s ", $i, $(i + 1)}' "$status"; }
 
 scribs=()
 for dev in vhca0_vf2 vhca0_vf0; do
@@ -54,14 +52,7 @@ grep -h 'rounds' "$RUN_DIR"/scribbler.*.log | grep -q ' 0 rounds' &&
 pass "scribblers done"
 
 kill -0 "$VHCAD_PID" 2>/dev/null || fail "vhcad died"
-left=""
-for _ in $(seq 100); do
-	left=$(held vhca0_vf2)$(held vhca0_vf0)$(held vhca0_vf1)
-	[[ -z $left ]] && break
-	sleep 0.05
-done
-cat "$status"
-[[ -z $left ]] || fail "resources left after the scribblers: $left"
+wait_until_idle "after the scribblers" vhca0_vf0 vhca0_vf1 vhca0_vf2
 pass "scribblers' resources freed"
 
 # Still serving: the tools and a fresh stream.
