@@ -87,15 +87,10 @@ int main(int argc, char **argv)
 			   MPI_SUM, 0, MPI_COMM_WORLD);
 		if (rank == 0) {
 			double net = timed - receiver_checks;
-			double messages = (double)iters * window;
-			struct bench_result result = { .size = size, .iters = iters };
 
-			if (net <= 0)
-				net = 1e-9;
-			result.latency_us = net / messages * 1e6;
-			result.min_latency_us = result.max_latency_us = result.latency_us;
-			result.bandwidth_mbps = (double)size * messages / net / 1e6;
-			bench_report(&opts, nranks, &result);
+			bench_report_messages(&opts, nranks, size, iters,
+					      (double)iters * window,
+					      net <= 0 ? 1e-9 : net);
 		}
 		size = bench_next_size(&opts, size);
 		if (size == 0)

@@ -81,17 +81,11 @@ int main(int argc, char **argv)
 		}
 		MPI_Reduce(&timed, &slowest, 1, MPI_DOUBLE, MPI_MAX, 0,
 			   MPI_COMM_WORLD);
-		if (rank == 0) {
-			double messages = 2.0 * (double)iters * window;
-			struct bench_result result = { .size = size, .iters = iters };
-
-			if (slowest <= 0)
-				slowest = 1e-9;
-			result.latency_us = slowest / messages * 1e6;
-			result.min_latency_us = result.max_latency_us = result.latency_us;
-			result.bandwidth_mbps = (double)size * messages / slowest / 1e6;
-			bench_report(&opts, nranks, &result);
-		}
+		/* Both directions' messages, in the slower rank's time. */
+		if (rank == 0)
+			bench_report_messages(&opts, nranks, size, iters,
+					      2.0 * (double)iters * window,
+					      slowest <= 0 ? 1e-9 : slowest);
 		size = bench_next_size(&opts, size);
 		if (size == 0)
 			break;

@@ -447,6 +447,19 @@ void bench_print_header(const struct bench_options *opts, int nranks)
 	fflush(stdout);
 }
 
+void bench_report_messages(const struct bench_options *opts, int nranks,
+			   size_t size, long iters, double messages,
+			   double seconds)
+{
+	struct bench_result result = { .size = size, .iters = iters };
+
+	result.latency_us = seconds / messages * 1e6;
+	result.min_latency_us = result.max_latency_us = result.latency_us;
+	result.bandwidth_mbps =
+		result.latency_us > 0 ? (double)size / result.latency_us : 0;
+	bench_report(opts, nranks, &result);
+}
+
 void bench_report(const struct bench_options *opts, int nranks,
 		  const struct bench_result *r)
 {

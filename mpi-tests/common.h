@@ -112,6 +112,13 @@ void bench_print_header(const struct bench_options *opts, int nranks);
 /* Prints one table row and appends one CSV row (rank 0). */
 void bench_report(const struct bench_options *opts, int nranks,
 		  const struct bench_result *result);
+/*
+ * Reports a point-to-point size: @messages of @size bytes took @seconds
+ * (latency per message; bandwidth 0 if no time was measured).
+ */
+void bench_report_messages(const struct bench_options *opts, int nranks,
+			   size_t size, long iters, double messages,
+			   double seconds);
 
 /* Prints a message prefixed with the rank and aborts the job. */
 _Noreturn void bench_fail(int status, const char *fmt, ...)

@@ -67,15 +67,11 @@ int main(int argc, char **argv)
 			   MPI_COMM_WORLD);
 		if (rank == 0) {
 			double net = elapsed - all_checks;
-			struct bench_result result = { .size = size, .iters = iters };
 
-			if (net < 0)
-				net = 0;
-			result.latency_us = net / (double)iters / 2 * 1e6;
-			result.min_latency_us = result.max_latency_us = result.latency_us;
-			result.bandwidth_mbps = result.latency_us > 0
-				? (double)size / result.latency_us : 0;
-			bench_report(&opts, nranks, &result);
+			/* A ping-pong iteration is two one-way messages. */
+			bench_report_messages(&opts, nranks, size, iters,
+					      2.0 * (double)iters,
+					      net < 0 ? 0 : net);
 		}
 		size = bench_next_size(&opts, size);
 		if (size == 0)
