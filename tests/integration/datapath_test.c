@@ -38,6 +38,7 @@
 #include <infiniband/verbs.h>
 
 #include "../common.h"
+#include "verbs_helpers.h"
 
 TEST_COUNTERS;
 
@@ -47,14 +48,6 @@ TEST_COUNTERS;
 #define GRH_SIZE 40
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static uint64_t rng_state = 88172645463325252ull;
 
@@ -101,18 +94,6 @@ static long check_pattern(const void *p, size_t len, uint64_t seed)
 		if (((const unsigned char *)p)[i] != tmp[i])
 			return (long)i;
 	return -1;
-}
-
-static struct ibv_context *open_by_name(const char *name)
-{
-	struct ibv_device **list = ibv_get_device_list(NULL);
-	struct ibv_context *ctx = NULL;
-
-	for (int i = 0; list && list[i]; i++)
-		if (!strcmp(ibv_get_device_name(list[i]), name))
-			ctx = ibv_open_device(list[i]);
-	ibv_free_device_list(list);
-	return ctx;
 }
 
 /*

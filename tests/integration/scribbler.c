@@ -33,6 +33,8 @@
 #include <unistd.h>
 #include <infiniband/verbs.h>
 
+#include "verbs_helpers.h"
+
 #define NQP 6
 #define BUF 65536
 
@@ -51,26 +53,6 @@ static uint64_t rnd(void)
 	rs ^= rs << 25;
 	rs ^= rs >> 27;
 	return rs * 2685821657736338717ull;
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static struct ibv_context *open_by_name(const char *name)
-{
-	struct ibv_device **list = ibv_get_device_list(NULL);
-	struct ibv_context *ctx = NULL;
-
-	for (int i = 0; list && list[i]; i++)
-		if (!strcmp(ibv_get_device_name(list[i]), name))
-			ctx = ibv_open_device(list[i]);
-	ibv_free_device_list(list);
-	return ctx;
 }
 
 struct guest {

@@ -57,6 +57,7 @@
 #include <infiniband/verbs.h>
 
 #include "../common.h"
+#include "verbs_helpers.h"
 
 TEST_COUNTERS;
 
@@ -69,14 +70,6 @@ TEST_COUNTERS;
 #define STEP_TIMEOUT_MS 20000
 
 /* ---- small helpers ------------------------------------------------------ */
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static uint64_t rng_state = 88172645463325252ull;
 
@@ -151,18 +144,6 @@ static void expect_empty(struct ibv_cq *cq, int ms, const char *what)
 	CHECK(r == 0, "%s: unexpected completion %s wr_id %" PRIu64, what,
 	      r == 1 ? ibv_wc_status_str(wc.status) : "?",
 	      r == 1 ? wc.wr_id : 0);
-}
-
-static struct ibv_context *open_by_name(const char *name)
-{
-	struct ibv_device **list = ibv_get_device_list(NULL);
-	struct ibv_context *ctx = NULL;
-
-	for (int i = 0; list && list[i]; i++)
-		if (!strcmp(ibv_get_device_name(list[i]), name))
-			ctx = ibv_open_device(list[i]);
-	ibv_free_device_list(list);
-	return ctx;
 }
 
 static const char *dev_a(void)
