@@ -254,26 +254,28 @@ static int transfer(const struct vhca_dma_peer *peer, uint64_t addr,
 	return (size_t)done == len ? 0 : -EFAULT;
 }
 
-int vhca_dma_mr_read(const struct vhca_dma_peer *peer, uint64_t addr,
-		     void *buf, size_t len)
+/* Registered memory: the mem fd for small transfers, else process_vm_*. */
+static int transfer_mr(const struct vhca_dma_peer *peer, uint64_t addr,
+		       void *buf, size_t len, bool to_peer)
 {
 	struct iovec local = { .iov_base = buf, .iov_len = len };
 
 	if (len && len <= MEM_FD_MAX_LEN && range_is_addressable(addr, len))
 		return transfer_mem_fd((struct vhca_dma_peer *)peer, addr, buf,
-				       len, false);
-	return transfer(peer, addr, &local, 1, len, false);
+				       len, to_peer);
+	return transfer(peer, addr, &local, 1, len, to_peer);
+}
+
+int vhca_dma_mr_read(const struct vhca_dma_peer *peer, uint64_t addr,
+		     void *buf, size_t len)
+{
+	return transfer_mr(peer, addr, buf, len, false);
 }
 
 int vhca_dma_mr_write(const struct vhca_dma_peer *peer, uint64_t addr,
 		      const void *buf, size_t len)
 {
-	struct iovec local = { .iov_base = (void *)buf, .iov_len = len };
-
-	if (len && len <= MEM_FD_MAX_LEN && range_is_addressable(addr, len))
-		return transfer_mem_fd((struct vhca_dma_peer *)peer, addr,
-				       (void *)buf, len, true);
-	return transfer(peer, addr, &local, 1, len, true);
+	return transfer_mr(peer, addr, (void *)buf, len, true);
 }
 
 int vhca_dma_read(const struct vhca_dma_peer *peer, uint64_t addr, void *buf,
