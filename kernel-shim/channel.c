@@ -70,6 +70,22 @@ static uint32_t **event_log_at(struct vhca_event_log *log, uint32_t i)
 	return &log->counters[(log->head + i) % log->cap];
 }
 
+/*
+ * The guest has read all but the newest @unread records: counts the
+ * others to their objects and drops them from the log.
+ */
+static void event_log_credit_read(struct vhca_event_log *log, uint32_t unread)
+{
+	while (log->len > unread) {
+		uint32_t *counter = *event_log_at(log, 0);
+
+		if (counter)
+			(*counter)++;
+		log->head = (log->head + 1) % log->cap;
+		log->len--;
+	}
+}
+
 /* Credits the records of @fd's pipe the guest has read since last time. */
 static void event_log_credit(struct vhca_event_log *log, int fd, bool gone,
 			     size_t record_size)
@@ -83,14 +99,7 @@ static void event_log_credit(struct vhca_event_log *log, int fd, bool gone,
 	    unread_bytes < 0)
 		unread_bytes = 0;	/* nobody will read the rest */
 	unread = (uint32_t)((size_t)unread_bytes / record_size);
-	while (log->len > unread) {
-		uint32_t *counter = *event_log_at(log, 0);
-
-		if (counter)
-			(*counter)++;
-		log->head = (log->head + 1) % log->cap;
-		log->len--;
-	}
+	event_log_credit_read(log, unread);
 }
 
 static int event_log_append(struct vhca_event_log *log, uint32_t *counter)
@@ -647,14 +656,7 @@ static bool event_pipe_purge(const struct event_pipe *p,
 	close(reader);
 	/* A guest that read half a record loses the rest of it. */
 	taken = (uint32_t)(have / size);
-	while (log->len > taken) {	/* the guest read these */
-		uint32_t *counter = *event_log_at(log, 0);
-
-		if (counter)
-			(*counter)++;
-		log->head = (log->head + 1) % log->cap;
-		log->len--;
-	}
+	event_log_credit_read(log, taken);
 	for (uint32_t i = 0; i < taken; i++) {
 		uint32_t *counter = *event_log_at(log, i);
 
