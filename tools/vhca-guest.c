@@ -246,31 +246,17 @@ static bool read_attr(const char *path, char *buf, size_t size)
 	return true;
 }
 
-/* "uverbsM" -> M, strictly. */
-static bool parse_uverbs_name(const char *name, unsigned int *index)
+/* "<prefix>N" -> N (at most @max), strictly: "uverbs7", "vhca0_vf3". */
+static bool parse_numbered_name(const char *name, const char *prefix,
+				unsigned long max, unsigned int *number)
 {
-	size_t prefix = strlen(UVERBS_PREFIX);
+	size_t len = strlen(prefix);
 	unsigned long value;
 
-	if (strncmp(name, UVERBS_PREFIX, prefix) ||
-	    !vhca_parse_decimal(name + prefix, strlen(name + prefix),
-				UVERBS_INDEX_MAX, &value))
+	if (strncmp(name, prefix, len) ||
+	    !vhca_parse_decimal(name + len, strlen(name + len), max, &value))
 		return false;
-	*index = (unsigned int)value;
-	return true;
-}
-
-/* "vhca0_vfN" -> N, strictly. */
-static bool parse_vf_name(const char *name, unsigned int *vf)
-{
-	size_t prefix = strlen(VF_NAME_PREFIX);
-	unsigned long value;
-
-	if (strncmp(name, VF_NAME_PREFIX, prefix) ||
-	    !vhca_parse_decimal(name + prefix, strlen(name + prefix),
-				VF_NUMBER_MAX, &value))
-		return false;
-	*vf = (unsigned int)value;
+	*number = (unsigned int)value;
 	return true;
 }
 
@@ -303,7 +289,8 @@ static struct vf_entry *list_vfs(const struct guest *g, size_t *count)
 		char path[PATH_MAX], ibdev[ATTR_MAX];
 		unsigned int index, vf;
 
-		if (!parse_uverbs_name(entry->d_name, &index))
+		if (!parse_numbered_name(entry->d_name, UVERBS_PREFIX,
+					 UVERBS_INDEX_MAX, &index))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s/ibdev", verbs_dir,
 			 entry->d_name);
@@ -312,7 +299,8 @@ static struct vf_entry *list_vfs(const struct guest *g, size_t *count)
 			continue;
 		if (!strcmp(ibdev, PF_NAME))
 			pf_seen = true;
-		if (!parse_vf_name(ibdev, &vf))
+		if (!parse_numbered_name(ibdev, VF_NAME_PREFIX, VF_NUMBER_MAX,
+					 &vf))
 			continue;
 		if (num == cap) {
 			cap = cap ? 2 * cap : 16;
