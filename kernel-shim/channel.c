@@ -122,6 +122,14 @@ static int event_log_append(struct vhca_event_log *log, uint32_t *counter)
 	return 0;
 }
 
+static bool event_log_holds(struct vhca_event_log *log, uint32_t *counter)
+{
+	for (uint32_t i = 0; i < log->len; i++)
+		if (*event_log_at(log, i) == counter)
+			return true;
+	return false;
+}
+
 static void event_log_forget(struct vhca_event_log *log, uint32_t *counter)
 {
 	for (uint32_t i = 0; i < log->len; i++)
@@ -672,15 +680,24 @@ static bool event_pipe_purge(const struct event_pipe *p,
 	return true;
 }
 
-/* Purges, or if it cannot, credits what was read and forgets the rest. */
+/*
+ * Credits what the guest has read, then takes the object's unread
+ * records out of the pipe, or, if that cannot be done, forgets them.
+ */
 static void event_pipe_forget(const struct event_pipe *p,
 			      const struct vhca_dma_peer *peer,
 			      uint32_t *read_counter)
 {
-	if (event_pipe_purge(p, peer, read_counter))
-		return;
 	event_log_credit(p->log, p->write_fd, atomic_load(p->gone),
 			 p->record_size);
+	/*
+	 * Only an object with unread records costs a purge (a reader, a
+	 * drain, re-posts): destroy paths forget twice, in the command and
+	 * in the free, and most objects never had an event.
+	 */
+	if (!read_counter || !event_log_holds(p->log, read_counter) ||
+	    event_pipe_purge(p, peer, read_counter))
+		return;
 	event_log_forget(p->log, read_counter);
 }
 
