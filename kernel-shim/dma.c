@@ -24,15 +24,18 @@ struct vhca_dma_peer {
 	pid_t tgid;
 	int pidfd;
 	/*
-	 * /proc/<tgid>/mem, opened at bind: it names the process's address
-	 * space itself, not a pid number, so a transfer through it can never
-	 * reach a successor that reused the pid, and needs no liveness check
-	 * afterwards.  Once the process has exited it reads and writes 0 bytes.
+	 * /proc/<tgid>/mem, opened at bind: it names the address space the
+	 * process had then (the kernel's umem pins current->mm the same
+	 * way), not a pid number.  A transfer through it can never reach a
+	 * successor that reused the pid, nor the new image the process
+	 * becomes by execve(): once that address space has no users any more
+	 * it reads and writes 0 bytes.
 	 */
 	int mem_fd;
 	/*
-	 * process_vm_* said ESRCH: the process has released its memory (it
-	 * is exiting) though its pidfd may not poll readable yet.
+	 * The bound address space is gone (exit or exec), or process_vm_*
+	 * said ESRCH, though the pidfd may not poll readable (yet, or ever:
+	 * an exec'd process lives on).
 	 */
 	atomic_bool exiting;
 };
@@ -70,9 +73,29 @@ static bool pidfd_alive(int pidfd)
 	return poll(&pfd, 1, 0) == 0;
 }
 
+/*
+ * The address space the peer was bound to still exists: a read through
+ * the mem fd returns 0 bytes once it has no users (the process exited, or
+ * exec'd into a new one), and an error (EIO: page 0 is not mapped) or the
+ * byte while it lives.
+ */
+static bool mm_alive(struct vhca_dma_peer *peer)
+{
+	uint8_t byte;
+
+	if (atomic_load(&peer->exiting))
+		return false;
+	if (pread(peer->mem_fd, &byte, 1, 0) == 0) {
+		atomic_store(&peer->exiting, true);
+		return false;
+	}
+	return true;
+}
+
 bool vhca_dma_peer_alive(const struct vhca_dma_peer *peer)
 {
-	return pidfd_alive(peer->pidfd);
+	return pidfd_alive(peer->pidfd) &&
+	       mm_alive((struct vhca_dma_peer *)peer);
 }
 
 bool vhca_dma_peer_gone(const struct vhca_dma_peer *peer)
@@ -181,22 +204,16 @@ static bool range_is_addressable(uint64_t addr, size_t len)
 }
 
 /*
- * One process_vm_{read,write}v of @local (summing to @len) at @addr, with
- * the pidfd checked before and after: a result obtained while the pid may
- * have named another process is never reported as success.
+ * Registered memory is reached only through the mem fd, whatever the
+ * size: process_vm_* take a pid number, and a process that execs keeps its
+ * pid, so a transfer by pid after an exec would read or write the new
+ * image (a setuid program, say) with our privileges.  The mem fd also
+ * never waits on a userfaultfd (its remote faults cannot be retried, so
+ * the fault fails at once), and ignores the protections of the moment, as
+ * DMA to pinned pages does.  Its page-sized bounce copies cost bandwidth
+ * (1 MiB: 140 us against process_vm_*'s 75 us here); that is the price of
+ * binding to the address space rather than to a number.
  */
-/*
- * Small transfers to registered memory go through the mem fd (which,
- * like a debugger's, ignores the protections of the moment: see
- * vhca_dma_mr_write in dma.h): one syscall, no liveness poll
- * (measured here: 0.55-0.7 us against 0.9-1.0 us for process_vm_* and
- * its poll, up to 4 KiB).  Large ones go through process_vm_*, which pins
- * pages in batches and copies once, where mem's page-sized bounce copies
- * halve the bandwidth (1 MiB: 140 us against 75 us); its one poll is
- * amortized over the size.  The two cross near 8 KiB.
- */
-#define MEM_FD_MAX_LEN (8 * 1024)
-
 static int transfer_mem_fd(struct vhca_dma_peer *peer, uint64_t addr,
 			   void *buf, size_t len, bool to_peer)
 {
@@ -209,7 +226,7 @@ static int transfer_mem_fd(struct vhca_dma_peer *peer, uint64_t addr,
 	else
 		done = pread(peer->mem_fd, buf, len, (off_t)addr);
 	if (done == 0) {
-		/* The address space is gone: the process is exiting. */
+		/* The address space is gone: the process exited or exec'd. */
 		atomic_store(&peer->exiting, true);
 		return -ESRCH;
 	}
@@ -226,12 +243,18 @@ static int transfer(const struct vhca_dma_peer *peer, uint64_t addr,
 	struct iovec remote = { .iov_base = (void *)(uintptr_t)addr,
 				.iov_len = len };
 	ssize_t done;
+	int err;
 
 	if (!len)
 		return 0;
 	if (!range_is_addressable(addr, len))
 		return -EFAULT;
 	/*
+	 * Commands only (their requests and responses): the calling thread is
+	 * blocked in its write until we answer, and an execve() by another
+	 * thread waits for it to leave (de_thread), so the pid names the
+	 * address space the command came from throughout.  process_vm_*
+	 * honours the protections of the moment, as copy_to_user() does.
 	 * One liveness check, after the transfer, suffices against pid
 	 * reuse: if our process died before or during it, the pidfd is
 	 * readable by then and the result is discarded.
@@ -242,28 +265,29 @@ static int transfer(const struct vhca_dma_peer *peer, uint64_t addr,
 	else
 		done = process_vm_readv(peer->tgid, local, nr_local, &remote, 1,
 					0);
-	if (done < 0 && errno == ESRCH)
+	err = done < 0 ? errno : 0;
+	if (err == ESRCH)
 		atomic_store(&((struct vhca_dma_peer *)peer)->exiting, true);
 	if (!vhca_dma_peer_alive(peer))
 		return -ESRCH;
 	if (done < 0)
-		return errno == ENOMEM ? -ENOMEM :
-		       errno == ESRCH  ? -ESRCH :
-					 -EFAULT;
+		return err == ENOMEM ? -ENOMEM :
+		       err == ESRCH  ? -ESRCH :
+				       -EFAULT;
 	/* Short: it stopped at the first unmapped or protected page. */
 	return (size_t)done == len ? 0 : -EFAULT;
 }
 
-/* Registered memory: the mem fd for small transfers, else process_vm_*. */
+/* Registered memory: always through the address space bound at bind. */
 static int transfer_mr(const struct vhca_dma_peer *peer, uint64_t addr,
 		       void *buf, size_t len, bool to_peer)
 {
-	struct iovec local = { .iov_base = buf, .iov_len = len };
-
-	if (len && len <= MEM_FD_MAX_LEN && range_is_addressable(addr, len))
-		return transfer_mem_fd((struct vhca_dma_peer *)peer, addr, buf,
-				       len, to_peer);
-	return transfer(peer, addr, &local, 1, len, to_peer);
+	if (!len)
+		return 0;
+	if (!range_is_addressable(addr, len))
+		return -EFAULT;
+	return transfer_mem_fd((struct vhca_dma_peer *)peer, addr, buf, len,
+			       to_peer);
 }
 
 int vhca_dma_mr_read(const struct vhca_dma_peer *peer, uint64_t addr,

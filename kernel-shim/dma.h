@@ -3,14 +3,16 @@
  * The one interface through which the daemon touches a guest process: its
  * memory (by virtual address) and its file descriptors.
  *
- * A peer is bound to one process (thread group) through a pidfd.  Every
- * access re-checks, after the fact, that the pidfd still names a live
- * process: a pid number may be reused by an unrelated process once the
- * peer is gone, and an access whose target may have been such a stranger
- * is reported as -ESRCH instead of its result.  For commands this cannot
- * happen in practice (the calling thread is blocked in its FUSE write until
- * we answer, which pins the pid); the check exists for asynchronous users
- * such as the DMA engine, which should treat -ESRCH as "tear down".
+ * A peer is bound to one process (thread group) and to the address space
+ * it had at bind time.  Registered memory (the engine's DMA) is reached
+ * through that address space only, never by pid number: a pid is reused
+ * by strangers once the peer is gone, and keeps naming the process after
+ * it execs a new image.  Once the bound address space is gone (exit or
+ * exec) every access is -ESRCH, the peer is "gone", and its contexts are
+ * disassociated (-EIO).  Command requests and responses go by pid, which
+ * is safe because the caller is blocked in its write until we answer; each
+ * is followed by a liveness check so that a result obtained from a
+ * stranger is never reported.
  *
  * All functions return 0 (or a non-negative value where documented) or a
  * negative errno.
@@ -55,6 +57,7 @@ void vhca_dma_peer_get(struct vhca_dma_peer *peer);
 void vhca_dma_peer_put(struct vhca_dma_peer *peer);
 
 pid_t vhca_dma_peer_tgid(const struct vhca_dma_peer *peer);
+/* The process lives and still has the address space bound at bind. */
 bool vhca_dma_peer_alive(const struct vhca_dma_peer *peer);
 /* Dead, or exiting (its memory already gone): it will answer no more. */
 bool vhca_dma_peer_gone(const struct vhca_dma_peer *peer);
@@ -78,7 +81,9 @@ int vhca_dma_write(const struct vhca_dma_peer *peer, uint64_t addr,
  * The engine's access to registered memory, as an HCA's DMA to the pages
  * REG_MR pinned: the protections were checked at registration and are not
  * re-checked (a guest that later mprotects its own buffer still receives,
- * as with real hardware).  Small transfers take a cheaper path.
+ * as with real hardware).  Bound to the registering address space (see
+ * above): -ESRCH once it is gone, -EFAULT for an unmapped page, and never
+ * a wait on a userfaultfd.
  */
 int vhca_dma_mr_read(const struct vhca_dma_peer *peer, uint64_t addr,
 		     void *buf, size_t len);
