@@ -4,6 +4,7 @@
  * them.
  *
  *   vhcad [--run-dir DIR] [--num-vfs N] [--total-vfs N] [--foreground]
+ *         [--engine P] [--engine-threads N] [--engine-rt N]
  *   vhcad [--run-dir DIR] --stop
  *
  * Start-up: own the run dir (rundir.c), create the PF and N VFs (pf.c),
@@ -29,11 +30,12 @@
 
 #include <vhca/text.h>
 
-#include "engine.h"
-#include "mgmt.h"
-#include "pf.h"
-#include "rundir.h"
-#include "sysfs.h"
+#include "device/engine.h"
+#include "device/limits.h"
+#include "driver/mgmt.h"
+#include "device/pf.h"
+#include "driver/rundir.h"
+#include "driver/sysfs.h"
 
 #define log_msg(fmt, ...) fprintf(stderr, "vhcad: " fmt "\n", ##__VA_ARGS__)
 
@@ -52,6 +54,7 @@ struct options {
 	bool stop;
 	enum vhca_engine_policy engine;	/* --engine, default adaptive */
 	int engine_rt_priority;		/* --engine-rt N: SCHED_FIFO */
+	unsigned int engine_threads;	/* --engine-threads N, 0: by CPUs */
 };
 
 struct daemon {
@@ -83,6 +86,7 @@ static void usage(FILE *out)
 		"  --foreground    do not detach; log to stderr\n"
 		"  --stop          stop the daemon that owns DIR and wait until it has exited\n"
 		"  --engine P      data-path engine: adaptive (default), poll, event\n"
+		"  --engine-threads N  engine threads (default: one per CPU, up to 4)\n"
 		"  --engine-rt N   run the engine SCHED_FIFO at priority N (root)\n"
 		"  --help          this text\n",
 		VHCA_MAX_VFS, VHCA_MAX_VFS);
@@ -141,7 +145,7 @@ static int check_options(struct options *opt)
 static int parse_args(int argc, char **argv, struct options *opt)
 {
 	enum { OPT_RUN_DIR = 256, OPT_NUM_VFS, OPT_TOTAL_VFS, OPT_FOREGROUND,
-	       OPT_STOP, OPT_ENGINE, OPT_ENGINE_RT };
+	       OPT_STOP, OPT_ENGINE, OPT_ENGINE_RT, OPT_ENGINE_THREADS };
 	static const struct option long_options[] = {
 		{ "run-dir", required_argument, NULL, OPT_RUN_DIR },
 		{ "num-vfs", required_argument, NULL, OPT_NUM_VFS },
@@ -150,6 +154,8 @@ static int parse_args(int argc, char **argv, struct options *opt)
 		{ "stop", no_argument, NULL, OPT_STOP },
 		{ "engine", required_argument, NULL, OPT_ENGINE },
 		{ "engine-rt", required_argument, NULL, OPT_ENGINE_RT },
+		{ "engine-threads", required_argument, NULL,
+		  OPT_ENGINE_THREADS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -198,6 +204,13 @@ static int parse_args(int argc, char **argv, struct options *opt)
 			opt->engine_rt_priority = (int)prio;
 			break;
 		}
+		case OPT_ENGINE_THREADS:
+			if (!parse_count(optarg, VHCA_ENGINE_MAX_THREADS,
+					 &opt->engine_threads) ||
+			    !opt->engine_threads)
+				return option_error("bad --engine-threads '%s'",
+						    optarg);
+			break;
 		case 'h':
 			usage(stdout);
 			return EXIT_SUCCESS;
@@ -370,6 +383,8 @@ static int start_up(struct daemon *d, const struct options *opt)
 		return ret;
 
 	hooks.arg = d->rd;
+	/* What the daemon has to share among functions (limits.h). */
+	vhca_budget_init();
 	ret = vhca_pf_init(&pf, vhca_default_guid_base(), &hooks);
 	if (ret) {
 		log_msg("cannot create the PF: %s", strerror(-ret));
@@ -391,7 +406,11 @@ static int start_up(struct daemon *d, const struct options *opt)
 	if (ret)
 		return ret;
 	/* The engine runs before any guest can open a command file. */
-	ret = vhca_engine_start(opt->engine, opt->engine_rt_priority);
+	ret = vhca_engine_start(&(struct vhca_engine_config){
+		.policy = opt->engine,
+		.threads = opt->engine_threads,
+		.rt_priority = opt->engine_rt_priority,
+	});
 	if (ret)
 		return ret;
 	ret = vhca_sysfs_start(d->fs);

@@ -24,13 +24,15 @@
 #include <vhca/abi.h>
 
 #include "../common.h"
-#include "channel.h"
-#include "cmd.h"
-#include "context.h"
-#include "mr.h"
-#include "pf.h"
+#include "driver/channel.h"
+#include "driver/cmd.h"
+#include "driver/context.h"
+#include "device/mr.h"
+#include "device/pf.h"
 
 TEST_COUNTERS;
+
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
 
 static struct vhca_pf pf;
 static struct vhca_dev *dev;
@@ -59,7 +61,8 @@ static void setup_device(void)
 		.cap_flags = IBV_PORT_SYS_IMAGE_GUID_SUP,
 	};
 	dev->port.pkeys[0] = 0xffff;
-	atomic_init(&dev->next_key, 1);
+	vhca_budget_init();
+	vhca_quota_share(1, &dev->quota);
 }
 
 static unsigned int open_fds(void)
@@ -679,11 +682,15 @@ static void test_query_device(void)
 		      resp.vendor_part_id == VHCA_VENDOR_PART_ID &&
 		      resp.hw_ver == VHCA_HW_VER,
 	      "vendor ids");
-	CHECK(resp.max_qp == 16384 && resp.max_qp_wr == 16384 &&
-		      resp.max_sge == 16 && resp.max_cq == 65536 &&
+	/* The function's share of the daemon, where that is smaller. */
+	CHECK(resp.max_qp == MIN(16384u, dev->quota.max_qp) &&
+		      resp.max_qp_wr == 16384 && resp.max_sge == 16 &&
+		      resp.max_cq == MIN(65536u, dev->quota.max_cq) &&
+		      resp.max_srq == MIN(16384u, dev->quota.max_srq) &&
 		      resp.max_cqe == 65536 && resp.max_mr == 1u << 20 &&
 		      resp.max_pd == 1u << 16 && resp.max_qp_rd_atom == 16,
-	      "limits");
+	      "limits: qp %u cq %u srq %u", resp.max_qp, resp.max_cq,
+	      resp.max_srq);
 	CHECK(resp.max_mr_size == 1ULL << 40 &&
 		      resp.page_size_cap == 0xfffff000,
 	      "max_mr_size / page_size_cap");
@@ -844,8 +851,9 @@ static void test_pds(void)
 	      "response at a kernel address");
 	CHECK(stats_are(2, 3, 0, 0), STATS_FMT, STATS_ARGS);
 	CHECK(alloc_pd(u1, &pd_again) == 0, "alloc after faults");
-	CHECK(u1->objs.used == 4, "handle slots used %u: faults leaked slots",
-	      u1->objs.used);
+	CHECK(u1->dctx->objs.used == 4,
+	      "handle slots used %u: faults leaked slots",
+	      u1->dctx->objs.used);
 
 	vhca_cmd_release(u1);
 	CHECK(stats_are(1, 1, 0, 0), STATS_FMT, STATS_ARGS);
@@ -853,6 +861,17 @@ static void test_pds(void)
 	CHECK(stats_are(0, 0, 0, 0), STATS_FMT, STATS_ARGS);
 	close_guest_fds(&g1);
 	close_guest_fds(&g2);
+}
+
+/* The MR of @u's device context with @key, as the data path finds it. */
+static struct vhca_mr *find_mr(struct vhca_ucontext *u, uint32_t key)
+{
+	struct vhca_mr *mr;
+
+	vhca_dctx_lock(u->dctx);
+	mr = vhca_mr_find(u->dctx, key);
+	vhca_dctx_unlock(u->dctx);
+	return mr;
 }
 
 static void test_mrs(void)
@@ -892,18 +911,15 @@ static void test_mrs(void)
 	CHECK(distinct, "keys unique, lkey == rkey, index nonzero");
 	CHECK(stats_are(1, 1, 16, 0), STATS_FMT, STATS_ARGS);
 
-	mr = vhca_mr_lookup(dev, r[5].lkey);
+	mr = find_mr(u, r[5].lkey);
 	CHECK(mr && mr->addr == (uintptr_t)(area + 5 * 64) &&
 		      mr->length == 69 && mr->iova == mr->addr &&
 		      mr->lkey == r[5].lkey,
 	      "lookup by key");
-	if (mr)
-		vhca_mr_put(mr);
-	CHECK(!vhca_mr_lookup(dev, r[5].lkey + 1),
-	      "lookup with a stale key variant");
+	CHECK(!find_mr(u, r[5].lkey ^ 1), "lookup with another key variant");
 	for (int i = 0; i < 16; i++)
 		CHECK(dereg_mr(u, r[i].mr_handle) == 0, "DEREG_MR %d", i);
-	CHECK(!vhca_mr_lookup(dev, r[5].lkey), "key gone after dereg");
+	CHECK(!find_mr(u, r[5].lkey), "key gone after dereg");
 	CHECK(dereg_mr(u, r[5].mr_handle) == EINVAL, "double dereg");
 	CHECK(stats_are(1, 1, 0, 0), STATS_FMT, STATS_ARGS);
 
@@ -911,12 +927,10 @@ static void test_mrs(void)
 	ret = reg_mr_full(u, pd, area + 100, 200, 0x10000000ULL + 100, lw,
 			  NULL, &r[0]);
 	CHECK(ret == 0, "REG_MR with hca_va: %s", strerror(ret));
-	mr = vhca_mr_lookup(dev, r[0].lkey);
+	mr = find_mr(u, r[0].lkey);
 	CHECK(mr && mr->iova == 0x10000000ULL + 100 &&
 		      mr->addr == (uintptr_t)area + 100 && mr->access == lw,
 	      "iova and addr recorded");
-	if (mr)
-		vhca_mr_put(mr);
 	CHECK(reg_mr_full(u, pd, area + 100, 200, 0x10000000ULL + 101, lw,
 			  NULL, NULL) == EINVAL,
 	      "hca_va with another page offset");
@@ -980,16 +994,22 @@ static void test_mrs(void)
 	close_guest_fds(&g);
 }
 
-/* Keys stay unique across devices and across the 24-bit index wrap. */
+/*
+ * Keys are capabilities (security finding 2): random, unique among a
+ * context's live MRs, index part never 0, unrelated to one another and
+ * to another device's, and found only through their own context.
+ */
+#define KEY_COUNT 1000
+
 static void test_keys(void)
 {
 	struct vhca_alloc_ucontext_cmd g1, g2;
 	struct vhca_ucontext *u1, *u2;
-	struct ib_uverbs_reg_mr_resp r1, r2, r3;
+	static struct ib_uverbs_reg_mr_resp r1[KEY_COUNT], r2[KEY_COUNT];
 	static struct vhca_pf pf2;
 	static char buf[64];
 	struct vhca_dev *dev2 = &pf2.dev;
-	struct vhca_mr *mr;
+	unsigned int same = 0, stride = 0, dup = 0, zero_index = 0;
 	uint32_t pd1, pd2;
 	int ret;
 
@@ -997,14 +1017,9 @@ static void test_keys(void)
 	*dev2 = *dev;
 	dev2->pf = &pf2;
 	dev2->listeners = NULL;	/* dev's contexts are not dev2's */
-	atomic_init(&dev2->next_key, 1);
-	atomic_init(&dev2->stats.contexts, 0);
-	atomic_init(&dev2->stats.pds, 0);
-	atomic_init(&dev2->stats.mrs, 0);
-	atomic_init(&dev2->stats.comp_channels, 0);
+	memset(&dev2->stats, 0, sizeof(dev2->stats));
 	atomic_init(&dev2->open_files, 0);
 
-	atomic_store(&dev->next_key, 1);
 	u1 = open_context(&g1);
 	u2 = vhca_cmd_open(dev2);
 	REQUIRE(u2, "open on dev2");
@@ -1014,40 +1029,33 @@ static void test_keys(void)
 	ret = alloc_pd(u1, &pd1) | alloc_pd(u2, &pd2);
 	REQUIRE(ret == 0, "PDs");
 
-	ret = reg_mr(u1, pd1, buf, sizeof(buf), 0, &r1) |
-	      reg_mr(u2, pd2, buf, sizeof(buf), 0, &r2);
-	CHECK(ret == 0, "an MR on each device");
-	CHECK(r1.lkey == r2.lkey && r1.lkey == 0x100,
-	      "same key on two devices: %x %x", r1.lkey, r2.lkey);
-	mr = vhca_mr_lookup(dev2, r2.lkey);
-	CHECK(mr && mr->dev == dev2, "lookup is per device");
-	if (mr)
-		vhca_mr_put(mr);
-	dereg_mr(u1, r1.mr_handle);
-	mr = vhca_mr_lookup(dev2, r2.lkey);
-	CHECK(mr != NULL, "the other device's MR survives");
-	if (mr)
-		vhca_mr_put(mr);
-
-	/* Index wrap: index 0 is skipped, the variant byte moves on. */
-	atomic_store(&dev->next_key, 0xffffff);
-	ret = reg_mr(u1, pd1, buf, sizeof(buf), 0, &r1) |
-	      reg_mr(u1, pd1, buf, sizeof(buf), 0, &r3);
-	CHECK(ret == 0, "MRs across the wrap");
-	CHECK(r1.lkey == 0xffffff00 && r3.lkey == 0x101,
-	      "keys across the wrap: %x %x", r1.lkey, r3.lkey);
-
-	/* A live key is never handed out twice. */
-	/* n = 0x1000001 would give 0x101 again. */
-	atomic_store(&dev->next_key, 0x1000001);
-	ret = reg_mr(u1, pd1, buf, sizeof(buf), 0, &r1);
-	CHECK(ret == 0 && r1.lkey != r3.lkey && r1.lkey == 0x201,
-	      "live key skipped: %x", r1.lkey);
+	for (int i = 0; i < KEY_COUNT; i++) {
+		ret = reg_mr(u1, pd1, buf, sizeof(buf), 0, &r1[i]) |
+		      reg_mr(u2, pd2, buf, sizeof(buf), 0, &r2[i]);
+		REQUIRE(ret == 0, "MR %d on each device", i);
+		same += r1[i].lkey == r2[i].lkey;
+		zero_index += !(r1[i].lkey >> 8) || !(r2[i].lkey >> 8);
+		if (i)
+			stride += r1[i].lkey - r1[i - 1].lkey ==
+				  r1[1].lkey - r1[0].lkey;
+	}
+	for (int i = 0; i < KEY_COUNT; i++)
+		for (int j = 0; j < i; j++)
+			dup += r1[i].lkey == r1[j].lkey;
+	CHECK(!dup, "%u duplicate keys among %d live MRs", dup, KEY_COUNT);
+	CHECK(!zero_index, "%u keys with index 0", zero_index);
+	CHECK(same <= 1, "%u of %d keys equal on two devices", same,
+	      KEY_COUNT);
+	CHECK(stride <= 2, "%u keys one stride after the last: predictable",
+	      stride);
+	CHECK(find_mr(u2, r2[7].lkey) && !find_mr(u1, r2[7].lkey),
+	      "a key is found only in its own context");
+	CHECK(dereg_mr(u1, r1[3].mr_handle) == 0 && !find_mr(u1, r1[3].lkey) &&
+		      find_mr(u2, r2[3].lkey),
+	      "dereg removes one context's key, not the other's");
 
 	vhca_cmd_release(u1);
 	vhca_cmd_release(u2);
-	CHECK(!vhca_mr_lookup(dev, 0x101) && !vhca_mr_lookup(dev2, r2.lkey),
-	      "keys of released contexts gone");
 	CHECK(stats_are(0, 0, 0, 0) && !atomic_load(&dev2->stats.mrs),
 	      STATS_FMT, STATS_ARGS);
 	close_guest_fds(&g1);

@@ -21,11 +21,11 @@
 #include <vhca/queue.h>
 
 #include "../common.h"
-#include "cmd.h"
-#include "context.h"
-#include "cq.h"
-#include "engine.h"
-#include "pf.h"
+#include "driver/cmd.h"
+#include "driver/context.h"
+#include "device/cq.h"
+#include "device/engine.h"
+#include "device/pf.h"
 
 TEST_COUNTERS;
 
@@ -166,9 +166,9 @@ static int produce(struct vhca_cq *cq, uint64_t id)
 	struct vhca_cqe c = { .wr_id = id, .byte_len = (uint32_t)id * 3 };
 	int ret;
 
-	vhca_engine_lock();
+	vhca_dctx_lock(cq->dctx);
 	ret = vhca_cq_push(cq, &c, false);
-	vhca_engine_unlock();
+	vhca_dctx_unlock(cq->dctx);
 	return ret;
 }
 
@@ -197,7 +197,9 @@ static void test_resize(void)
 
 	ring_alloc(&old, 16);
 	handle = cq_create(u, &old);
-	cq = vhca_obj_lookup(u, VHCA_OBJ_CQ, handle);
+	vhca_dctx_lock(u->dctx);
+	cq = vhca_obj_lookup(u->dctx, VHCA_OBJ_CQ, handle);
+	vhca_dctx_unlock(u->dctx);
 	REQUIRE(cq, "the CQ object");
 	for (uint64_t i = 0; i < 10; i++)
 		REQUIRE(produce(cq, i) == 0, "produce %llu",
@@ -275,7 +277,8 @@ int main(void)
 	pthread_rwlock_init(&pf.lock, NULL);
 	pf.dev.pf = &pf;
 	snprintf(pf.dev.name, sizeof(pf.dev.name), "vhca0");
-	atomic_init(&pf.dev.next_key, 1);
+	vhca_budget_init();
+	vhca_quota_share(1, &pf.dev.quota);
 	test_resize();
 	return test_report();
 }

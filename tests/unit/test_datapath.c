@@ -23,10 +23,10 @@
 #include <vhca/queue.h>
 
 #include "../common.h"
-#include "cmd.h"
-#include "context.h"
-#include "engine.h"
-#include "pf.h"
+#include "driver/cmd.h"
+#include "driver/context.h"
+#include "device/engine.h"
+#include "device/pf.h"
 
 TEST_COUNTERS;
 
@@ -48,7 +48,8 @@ static void setup_device(void)
 	};
 	dev->port.pkeys[0] = 0xffff;
 	dev->port.pkeys[1] = 0x8001;
-	atomic_init(&dev->next_key, 1);
+	vhca_budget_init();
+	vhca_quota_share(1, &dev->quota);
 }
 
 /* ---- commands ---------------------------------------------------------- */
@@ -1461,7 +1462,7 @@ static void test_engine_thread(void)
 	bool got;
 	uint64_t end;
 
-	REQUIRE(vhca_engine_start(VHCA_ENGINE_ADAPTIVE, 0) == 0, "start");
+	REQUIRE(vhca_engine_start(&(struct vhca_engine_config){ .threads = 1 }) == 0, "start");
 	rc_pair_open(&p, IBV_QPT_RC, 0, 14, 7);
 	w = wqe(1, VHCA_WQE_RDMA_WRITE, 1);
 	w.rdma.remote_addr = (uintptr_t)(p.mem + HALF);

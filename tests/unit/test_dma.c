@@ -16,17 +16,18 @@
 #include <unistd.h>
 
 #include "../common.h"
-#include "dma.h"
+#include "device/dma.h"
+#include "driver/peer.h"
 
 TEST_COUNTERS;
 
 static long page;
 
-static struct vhca_dma_peer *bind_self(void)
+static struct vhca_peer *bind_self(void)
 {
-	struct vhca_dma_peer *peer = NULL;
+	struct vhca_peer *peer = NULL;
 
-	int ret = vhca_dma_peer_bind(gettid(), &peer);
+	int ret = vhca_peer_bind(gettid(), &peer);
 
 	REQUIRE(ret == 0, "bind to self: %d", ret);
 	return peer;
@@ -36,54 +37,54 @@ static void *thread_tgid(void *arg)
 {
 	pid_t tgid = 0;
 
-	*(int *)arg = vhca_dma_tgid_of(gettid(), &tgid) ? -1 : (int)tgid;
+	*(int *)arg = vhca_peer_tgid_of(gettid(), &tgid) ? -1 : (int)tgid;
 	return NULL;
 }
 
 static void test_identity(void)
 {
-	struct vhca_dma_peer *peer = bind_self();
+	struct vhca_peer *peer = bind_self();
 	pthread_t thread;
 	pid_t tgid = 0;
 	int from_thread = 0;
 	int ret;
 
-	CHECK(vhca_dma_tgid_of(getpid(), &tgid) == 0 && tgid == getpid(),
+	CHECK(vhca_peer_tgid_of(getpid(), &tgid) == 0 && tgid == getpid(),
 	      "tgid of main thread %d", (int)tgid);
 	ret = pthread_create(&thread, NULL, thread_tgid, &from_thread);
 	REQUIRE(ret == 0, "pthread_create");
 	pthread_join(thread, NULL);
 	CHECK(from_thread == getpid(), "tgid of a thread: %d", from_thread);
-	CHECK(vhca_dma_tgid_of(0, &tgid) == -EACCES, "tid 0");
+	CHECK(vhca_peer_tgid_of(0, &tgid) == -EACCES, "tid 0");
 
-	CHECK(vhca_dma_peer_tgid(peer) == getpid(), "peer tgid");
-	CHECK(vhca_dma_peer_alive(peer), "self is alive");
-	CHECK(vhca_dma_peer_check_caller(peer, gettid()) == 0, "own thread");
-	CHECK(vhca_dma_peer_check_caller(peer, 1) == -EACCES,
+	CHECK(vhca_peer_tgid(peer) == getpid(), "peer tgid");
+	CHECK(vhca_peer_alive(peer), "self is alive");
+	CHECK(vhca_peer_check_caller(peer, gettid()) == 0, "own thread");
+	CHECK(vhca_peer_check_caller(peer, 1) == -EACCES,
 	      "init is foreign");
-	CHECK(vhca_dma_peer_check_caller(peer, -5) == -EACCES, "bogus tid");
-	vhca_dma_peer_put(peer);
+	CHECK(vhca_peer_check_caller(peer, -5) == -EACCES, "bogus tid");
+	vhca_peer_put(peer);
 }
 
 static void test_transfers(void)
 {
-	struct vhca_dma_peer *peer = bind_self();
+	struct vhca_peer *peer = bind_self();
 	static char src[8192], dst[8192];
 	char *two, *hole;
 
 	memset(src, 0x5a, sizeof(src));
-	CHECK(vhca_dma_write(peer, (uintptr_t)dst, src, sizeof(src)) == 0,
+	CHECK(vhca_peer_write(peer, (uintptr_t)dst, src, sizeof(src)) == 0,
 	      "write");
 	CHECK(!memcmp(src, dst, sizeof(src)), "written bytes");
 	memset(dst, 0, sizeof(dst));
-	CHECK(vhca_dma_read(peer, (uintptr_t)src, dst, sizeof(dst)) == 0,
+	CHECK(vhca_peer_read(peer, (uintptr_t)src, dst, sizeof(dst)) == 0,
 	      "read");
 	CHECK(!memcmp(src, dst, sizeof(src)), "read bytes");
-	CHECK(vhca_dma_clear(peer, (uintptr_t)dst + 10, 5000) == 0, "clear");
+	CHECK(vhca_peer_clear(peer, (uintptr_t)dst + 10, 5000) == 0, "clear");
 	CHECK(dst[9] == 0x5a && dst[10] == 0 && dst[5009] == 0 &&
 		      dst[5010] == 0x5a,
 	      "cleared exactly [10, 5010)");
-	CHECK(vhca_dma_write(peer, 0, src, 0) == 0, "empty transfer");
+	CHECK(vhca_peer_write(peer, 0, src, 0) == 0, "empty transfer");
 
 	/* Clears spanning several syscall batches, and one running off. */
 	{
@@ -93,7 +94,7 @@ static void test_transfers(void)
 
 		REQUIRE(area, "malloc");
 		memset(area, 0x77, big + 2);
-		CHECK(vhca_dma_clear(peer, (uintptr_t)area + 1, big) == 0,
+		CHECK(vhca_peer_clear(peer, (uintptr_t)area + 1, big) == 0,
 		      "1 MiB clear");
 		for (size_t i = 1; i <= big; i++)
 			zero &= area[i] == 0;
@@ -108,17 +109,17 @@ static void test_transfers(void)
 	REQUIRE(two != MAP_FAILED, "mmap");
 	munmap(two + page, page);
 	hole = two + page;
-	CHECK(vhca_dma_write(peer, (uintptr_t)hole - 16, src, 32) == -EFAULT,
+	CHECK(vhca_peer_write(peer, (uintptr_t)hole - 16, src, 32) == -EFAULT,
 	      "write across the end of a mapping");
-	CHECK(vhca_dma_read(peer, (uintptr_t)hole, dst, 8) == -EFAULT,
+	CHECK(vhca_peer_read(peer, (uintptr_t)hole, dst, 8) == -EFAULT,
 	      "read of unmapped memory");
-	CHECK(vhca_dma_clear(peer, (uintptr_t)hole - page, page + 1) ==
+	CHECK(vhca_peer_clear(peer, (uintptr_t)hole - page, page + 1) ==
 		      -EFAULT,
 	      "clear across the end of a mapping");
-	CHECK(vhca_dma_write(peer, UINT64_MAX - 3, src, 8) == -EFAULT,
+	CHECK(vhca_peer_write(peer, UINT64_MAX - 3, src, 8) == -EFAULT,
 	      "wrapping address");
 	munmap(two, page);
-	vhca_dma_peer_put(peer);
+	vhca_peer_put(peer);
 }
 
 /*
@@ -129,7 +130,7 @@ static void test_transfers(void)
  */
 static void test_mr_transfers(void)
 {
-	struct vhca_dma_peer *peer = bind_self();
+	struct vhca_peer *peer = bind_self();
 	const size_t sizes[] = { 1, 64, 4096, 8192, 8193, 200000 };
 	size_t max = 200000 + 1;
 	uint8_t *src = malloc(max), *dst = malloc(max);
@@ -142,12 +143,12 @@ static void test_mr_transfers(void)
 		size_t n = sizes[i];
 
 		memset(dst, 0xee, max);
-		CHECK(vhca_dma_mr_write(peer, (uintptr_t)dst + 1, src, n) == 0 &&
+		CHECK(vhca_dma_write(vhca_peer_dma_space(peer), (uintptr_t)dst + 1, src, n) == 0 &&
 			      !memcmp(dst + 1, src, n) && dst[0] == 0xee &&
 			      dst[n + 1 < max ? n + 1 : 0] == 0xee,
 		      "mr write of %zu bytes lands exactly", n);
 		memset(dst, 0, max);
-		CHECK(vhca_dma_mr_read(peer, (uintptr_t)src, dst, n) == 0 &&
+		CHECK(vhca_dma_read(vhca_peer_dma_space(peer), (uintptr_t)src, dst, n) == 0 &&
 			      !memcmp(dst, src, n),
 		      "mr read of %zu bytes", n);
 	}
@@ -157,34 +158,34 @@ static void test_mr_transfers(void)
 	REQUIRE(two != MAP_FAILED, "mmap");
 	munmap(two + page, page);
 	hole = two + page;
-	CHECK(vhca_dma_mr_write(peer, (uintptr_t)hole - 16, src, 32) ==
+	CHECK(vhca_dma_write(vhca_peer_dma_space(peer), (uintptr_t)hole - 16, src, 32) ==
 		      -EFAULT,
 	      "small mr write across the end of a mapping");
-	CHECK(vhca_dma_mr_read(peer, (uintptr_t)hole, dst, 8) == -EFAULT,
+	CHECK(vhca_dma_read(vhca_peer_dma_space(peer), (uintptr_t)hole, dst, 8) == -EFAULT,
 	      "small mr read of unmapped memory");
-	CHECK(vhca_dma_mr_write(peer, (uintptr_t)hole - 16, src, 20000) ==
+	CHECK(vhca_dma_write(vhca_peer_dma_space(peer), (uintptr_t)hole - 16, src, 20000) ==
 		      -EFAULT,
 	      "large mr write across the end of a mapping");
-	CHECK(vhca_dma_mr_write(peer, UINT64_MAX - 3, src, 8) == -EFAULT,
+	CHECK(vhca_dma_write(vhca_peer_dma_space(peer), UINT64_MAX - 3, src, 8) == -EFAULT,
 	      "wrapping mr address");
 
 	mprotect(two, page, PROT_NONE);
-	CHECK(vhca_dma_write(peer, (uintptr_t)two, src, 8) == -EFAULT,
+	CHECK(vhca_peer_write(peer, (uintptr_t)two, src, 8) == -EFAULT,
 	      "command path refuses PROT_NONE");
-	CHECK(vhca_dma_mr_write(peer, (uintptr_t)two, src, 8) == 0,
+	CHECK(vhca_dma_write(vhca_peer_dma_space(peer), (uintptr_t)two, src, 8) == 0,
 	      "registered-memory path writes regardless");
 	mprotect(two, page, PROT_READ);
 	CHECK(!memcmp(two, src, 8), "bytes written under PROT_NONE");
 	munmap(two, page);
 	free(src);
 	free(dst);
-	vhca_dma_peer_put(peer);
+	vhca_peer_put(peer);
 }
 
 static void test_check_range(void)
 {
-	struct vhca_dma_peer *peer = bind_self();
-	const unsigned int rw = VHCA_DMA_READ | VHCA_DMA_WRITE;
+	struct vhca_peer *peer = bind_self();
+	const unsigned int rw = VHCA_PEER_READ | VHCA_PEER_WRITE;
 	char *area;
 	uintptr_t a;
 	int ret;
@@ -199,38 +200,38 @@ static void test_check_range(void)
 	REQUIRE(ret == 0, "mprotect");
 	munmap(area + 4 * page, page);
 
-	CHECK(vhca_dma_check_range(peer, a, 2 * page, rw) == 0, "rw pages");
-	CHECK(vhca_dma_check_range(peer, a + 1, 1, rw) == 0, "one byte");
-	CHECK(vhca_dma_check_range(peer, a, 3 * page, VHCA_DMA_READ) == 0,
+	CHECK(vhca_peer_check_range(peer, a, 2 * page, rw) == 0, "rw pages");
+	CHECK(vhca_peer_check_range(peer, a + 1, 1, rw) == 0, "one byte");
+	CHECK(vhca_peer_check_range(peer, a, 3 * page, VHCA_PEER_READ) == 0,
 	      "read across rw and ro mappings");
-	CHECK(vhca_dma_check_range(peer, a, 3 * page, rw) == -EFAULT,
+	CHECK(vhca_peer_check_range(peer, a, 3 * page, rw) == -EFAULT,
 	      "write into a read-only mapping");
-	CHECK(vhca_dma_check_range(peer, a + 2 * page, 2 * page,
-				   VHCA_DMA_READ) == -EFAULT,
+	CHECK(vhca_peer_check_range(peer, a + 2 * page, 2 * page,
+				   VHCA_PEER_READ) == -EFAULT,
 	      "read of PROT_NONE");
-	CHECK(vhca_dma_check_range(peer, a + 4 * page, 1, VHCA_DMA_READ) ==
+	CHECK(vhca_peer_check_range(peer, a + 4 * page, 1, VHCA_PEER_READ) ==
 		      -EFAULT,
 	      "unmapped");
-	CHECK(vhca_dma_check_range(peer, a + 5 * page - 1, 2,
-				   VHCA_DMA_READ) == -EFAULT,
+	CHECK(vhca_peer_check_range(peer, a + 5 * page - 1, 2,
+				   VHCA_PEER_READ) == -EFAULT,
 	      "range starting in a hole");
-	CHECK(vhca_dma_check_range(peer, a + 5 * page, page, rw) == 0,
+	CHECK(vhca_peer_check_range(peer, a + 5 * page, page, rw) == 0,
 	      "mapping after the hole");
-	CHECK(vhca_dma_check_range(peer, a, 0, rw) == -EINVAL, "length 0");
-	CHECK(vhca_dma_check_range(peer, UINT64_MAX - page, 2 * page,
-				   VHCA_DMA_READ) == -EFAULT,
+	CHECK(vhca_peer_check_range(peer, a, 0, rw) == -EINVAL, "length 0");
+	CHECK(vhca_peer_check_range(peer, UINT64_MAX - page, 2 * page,
+				   VHCA_PEER_READ) == -EFAULT,
 	      "wrapping range");
-	CHECK(vhca_dma_check_range(peer, 0xffffffffff600000ULL, 16,
-				   VHCA_DMA_READ) == -EFAULT,
+	CHECK(vhca_peer_check_range(peer, 0xffffffffff600000ULL, 16,
+				   VHCA_PEER_READ) == -EFAULT,
 	      "[vsyscall]");
 	munmap(area, 4 * page);
 	munmap(area + 5 * page, page);
-	vhca_dma_peer_put(peer);
+	vhca_peer_put(peer);
 }
 
 static void test_take_pipes(void)
 {
-	struct vhca_dma_peer *peer = bind_self();
+	struct vhca_peer *peer = bind_self();
 	struct vhca_pipe_id wid, rid, other_id;
 	int fds[2], other[2], devnull, taken;
 	char buf[65536];
@@ -242,12 +243,12 @@ static void test_take_pipes(void)
 	devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	REQUIRE(devnull >= 0, "open /dev/null");
 
-	taken = vhca_dma_take_pipe_writer(peer, fds[1], &wid);
+	taken = vhca_peer_take_pipe_writer(peer, fds[1], &wid);
 	CHECK(taken >= 0, "take write end: %d", taken);
-	CHECK(vhca_dma_pipe_reader_id(peer, fds[0], &rid) == 0 &&
+	CHECK(vhca_peer_pipe_reader_id(peer, fds[0], &rid) == 0 &&
 		      vhca_pipe_id_equal(&rid, &wid),
 	      "read end names the same pipe");
-	CHECK(vhca_dma_pipe_reader_id(peer, other[0], &other_id) == 0 &&
+	CHECK(vhca_peer_pipe_reader_id(peer, other[0], &other_id) == 0 &&
 		      !vhca_pipe_id_equal(&other_id, &wid),
 	      "another pipe differs");
 	CHECK(fcntl(taken, F_GETFL) & O_NONBLOCK, "taken end is nonblocking");
@@ -262,31 +263,31 @@ static void test_take_pipes(void)
 	CHECK(n < 0 && errno == EAGAIN, "full pipe: EAGAIN");
 	close(taken);
 
-	CHECK(vhca_dma_take_pipe_writer(peer, fds[0], &wid) == -EINVAL,
+	CHECK(vhca_peer_take_pipe_writer(peer, fds[0], &wid) == -EINVAL,
 	      "read end offered as write end");
-	CHECK(vhca_dma_pipe_reader_id(peer, fds[1], &rid) == -EINVAL,
+	CHECK(vhca_peer_pipe_reader_id(peer, fds[1], &rid) == -EINVAL,
 	      "write end offered as read end");
-	CHECK(vhca_dma_take_pipe_writer(peer, devnull, &wid) == -EINVAL,
+	CHECK(vhca_peer_take_pipe_writer(peer, devnull, &wid) == -EINVAL,
 	      "not a pipe");
-	CHECK(vhca_dma_take_pipe_writer(peer, 100000, &wid) == -EINVAL,
+	CHECK(vhca_peer_take_pipe_writer(peer, 100000, &wid) == -EINVAL,
 	      "fd not open");
-	CHECK(vhca_dma_take_pipe_writer(peer, -1, &wid) == -EINVAL, "fd -1");
+	CHECK(vhca_peer_take_pipe_writer(peer, -1, &wid) == -EINVAL, "fd -1");
 
 	close(other[0]);
-	CHECK(vhca_dma_take_pipe_writer(peer, other[1], &wid) == -EINVAL,
+	CHECK(vhca_peer_take_pipe_writer(peer, other[1], &wid) == -EINVAL,
 	      "pipe without a reader");
 	close(other[1]);
 	close(fds[0]);
 	close(fds[1]);
 	close(devnull);
-	vhca_dma_peer_put(peer);
+	vhca_peer_put(peer);
 }
 
 /* A peer in a child: works while it lives, -ESRCH for good after. */
 static void test_dead_peer(void)
 {
 	static char child_buf[64] = "child";
-	struct vhca_dma_peer *peer = NULL;
+	struct vhca_peer *peer = NULL;
 	struct vhca_pipe_id id;
 	int fds[2], status;
 	char got[8] = "";
@@ -301,35 +302,35 @@ static void test_dead_peer(void)
 		pause();
 		_exit(0);
 	}
-	ret = vhca_dma_peer_bind(child, &peer);
+	ret = vhca_peer_bind(child, &peer);
 	REQUIRE(ret == 0, "bind to child: %d", ret);
-	CHECK(vhca_dma_peer_tgid(peer) == child, "child tgid");
-	CHECK(vhca_dma_peer_check_caller(peer, gettid()) == -EACCES,
+	CHECK(vhca_peer_tgid(peer) == child, "child tgid");
+	CHECK(vhca_peer_check_caller(peer, gettid()) == -EACCES,
 	      "parent is foreign to the child's peer");
-	CHECK(vhca_dma_read(peer, (uintptr_t)child_buf, got, 6) == 0 &&
+	CHECK(vhca_peer_read(peer, (uintptr_t)child_buf, got, 6) == 0 &&
 		      !strcmp(got, "child"),
 	      "read child memory");
-	CHECK(vhca_dma_pipe_reader_id(peer, fds[0], &id) == 0,
+	CHECK(vhca_peer_pipe_reader_id(peer, fds[0], &id) == 0,
 	      "child's inherited fd");
 
 	kill(child, SIGKILL);
 	waitpid(child, &status, 0);
-	CHECK(!vhca_dma_peer_alive(peer), "dead after SIGKILL");
-	CHECK(vhca_dma_read(peer, (uintptr_t)child_buf, got, 6) == -ESRCH,
+	CHECK(!vhca_peer_alive(peer), "dead after SIGKILL");
+	CHECK(vhca_peer_read(peer, (uintptr_t)child_buf, got, 6) == -ESRCH,
 	      "read from a dead peer");
-	CHECK(vhca_dma_mr_read(peer, (uintptr_t)child_buf, got, 6) == -ESRCH,
+	CHECK(vhca_dma_read(vhca_peer_dma_space(peer), (uintptr_t)child_buf, got, 6) == -ESRCH,
 	      "small mr read from a dead peer");
-	CHECK(vhca_dma_mr_write(peer, (uintptr_t)child_buf, got, 6) == -ESRCH,
+	CHECK(vhca_dma_write(vhca_peer_dma_space(peer), (uintptr_t)child_buf, got, 6) == -ESRCH,
 	      "small mr write to a dead peer");
-	CHECK(vhca_dma_check_range(peer, (uintptr_t)child_buf, 6,
-				   VHCA_DMA_READ) == -ESRCH,
+	CHECK(vhca_peer_check_range(peer, (uintptr_t)child_buf, 6,
+				   VHCA_PEER_READ) == -ESRCH,
 	      "maps of a dead peer");
-	CHECK(vhca_dma_peer_check_caller(peer, child) == -ESRCH,
+	CHECK(vhca_peer_check_caller(peer, child) == -ESRCH,
 	      "caller check on a dead peer");
-	CHECK(vhca_dma_take_pipe_writer(peer, fds[1], &id) < 0,
+	CHECK(vhca_peer_take_pipe_writer(peer, fds[1], &id) < 0,
 	      "fd from a dead peer");
-	vhca_dma_peer_put(peer);
-	CHECK(vhca_dma_peer_bind(child, &peer) == -ESRCH, "bind to reaped pid");
+	vhca_peer_put(peer);
+	CHECK(vhca_peer_bind(child, &peer) == -ESRCH, "bind to reaped pid");
 	close(fds[0]);
 	close(fds[1]);
 }

@@ -1,0 +1,300 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * Memory regions: REG_MR/DEREG_MR and each context's key map (mr.h).
+ *
+ * The key map is an open-addressing hash (linear probing, backward-shift
+ * deletion) per context, used only under dctx->lock: by the context's own
+ * turns and commands.  Teardown therefore needs nothing more: once a key
+ * is out of the map no turn can find it, and none is running while
+ * DEREG_MR holds the lock, so nothing is written to (or read from) memory
+ * after DEREG_MR returns.  A request that names the key later fails its
+ * rkey/lkey check (remote access NAK, or a local protection error).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <rdma/ib_user_ioctl_verbs.h>
+
+#include "dma.h"
+#include "mr.h"
+
+/* Linux 6.2 access bits, newer than these uapi headers. */
+#define ACCESS_FLUSH_GLOBAL (1u << 8)
+#define ACCESS_FLUSH_PERSISTENT (1u << 9)
+
+/* IB_ACCESS_SUPPORTED of the kernel: every bit ib_check_mr_access knows. */
+#define ACCESS_KNOWN                                                          \
+	(IB_UVERBS_ACCESS_LOCAL_WRITE | IB_UVERBS_ACCESS_REMOTE_WRITE |       \
+	 IB_UVERBS_ACCESS_REMOTE_READ | IB_UVERBS_ACCESS_REMOTE_ATOMIC |      \
+	 IB_UVERBS_ACCESS_MW_BIND | IB_UVERBS_ACCESS_ZERO_BASED |             \
+	 IB_UVERBS_ACCESS_ON_DEMAND | IB_UVERBS_ACCESS_HUGETLB |              \
+	 ACCESS_FLUSH_GLOBAL | ACCESS_FLUSH_PERSISTENT |                      \
+	 IB_UVERBS_ACCESS_OPTIONAL_RANGE)
+
+/* Known, but needing a capability we do not advertise. */
+#define ACCESS_UNSUPPORTED                                                    \
+	(IB_UVERBS_ACCESS_ON_DEMAND | ACCESS_FLUSH_GLOBAL |                   \
+	 ACCESS_FLUSH_PERSISTENT)
+
+/* Attempts at a free key before giving up (only with ~2^32 live MRs). */
+#define KEY_ATTEMPTS 64
+
+int vhca_mr_check_access(uint32_t access)
+{
+	/* IB spec o10-37.2.2: remote write/atomic need local write. */
+	if ((access & (IB_UVERBS_ACCESS_REMOTE_WRITE |
+		       IB_UVERBS_ACCESS_REMOTE_ATOMIC)) &&
+	    !(access & IB_UVERBS_ACCESS_LOCAL_WRITE))
+		return -EINVAL;
+	if (access & ~(uint32_t)ACCESS_KNOWN)
+		return -EINVAL;
+	if (access & ACCESS_UNSUPPORTED)
+		return -EOPNOTSUPP;
+	/* Optional bits (relaxed ordering, ...) are hints we may ignore. */
+	return 0;
+}
+
+struct vhca_key_slot {
+	struct vhca_mr *mr;		/* NULL: empty slot */
+	uint32_t key;
+};
+
+static size_t key_hash(uint32_t key)
+{
+	uint64_t x = key;
+
+	/* murmur3 finalizer */
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return (size_t)x;
+}
+
+static struct vhca_key_slot *key_find(struct vhca_dctx *dctx, uint32_t key)
+{
+	size_t mask = dctx->key_cap - 1;
+
+	if (!dctx->key_cap)
+		return NULL;
+	for (size_t i = key_hash(key) & mask; dctx->key_slots[i].mr;
+	     i = (i + 1) & mask)
+		if (dctx->key_slots[i].key == key)
+			return &dctx->key_slots[i];
+	return NULL;
+}
+
+static void key_place(struct vhca_key_slot *slots, size_t capacity,
+		      const struct vhca_key_slot *entry)
+{
+	size_t mask = capacity - 1;
+	size_t i = key_hash(entry->key) & mask;
+
+	while (slots[i].mr)
+		i = (i + 1) & mask;
+	slots[i] = *entry;
+}
+
+static int key_grow(struct vhca_dctx *dctx)
+{
+	size_t capacity = dctx->key_cap ? 2 * dctx->key_cap : 64;
+	struct vhca_key_slot *slots = calloc(capacity, sizeof(*slots));
+
+	if (!slots)
+		return -ENOMEM;
+	for (size_t i = 0; i < dctx->key_cap; i++)
+		if (dctx->key_slots[i].mr)
+			key_place(slots, capacity, &dctx->key_slots[i]);
+	free(dctx->key_slots);
+	dctx->key_slots = slots;
+	dctx->key_cap = capacity;
+	return 0;
+}
+
+/* Backward-shift deletion: no tombstones, lookups stay O(cluster). */
+static void key_remove(struct vhca_dctx *dctx, struct vhca_key_slot *slot)
+{
+	size_t mask = dctx->key_cap - 1;
+	size_t hole = (size_t)(slot - dctx->key_slots);
+
+	for (size_t i = (hole + 1) & mask; dctx->key_slots[i].mr;
+	     i = (i + 1) & mask) {
+		struct vhca_key_slot *next = &dctx->key_slots[i];
+		size_t home = key_hash(next->key) & mask;
+
+		/* Movable iff the hole lies on its probe path home..i. */
+		if (((i - home) & mask) >= ((i - hole) & mask)) {
+			dctx->key_slots[hole] = *next;
+			hole = i;
+		}
+	}
+	dctx->key_slots[hole] = (struct vhca_key_slot){ 0 };
+	dctx->key_count--;
+}
+
+/*
+ * A random key: nothing in it follows from other keys, of this context
+ * or of any other (security finding 2).  Index 0 is reserved: lkey 0
+ * reads as "no key".
+ */
+static int assign_key(struct vhca_dctx *dctx, struct vhca_mr *mr)
+{
+	/* Load factor <= 1/2 keeps probe sequences short. */
+	if (2 * (dctx->key_count + 1) > dctx->key_cap && key_grow(dctx))
+		return -ENOMEM;
+	for (int i = 0; i < KEY_ATTEMPTS; i++) {
+		uint32_t key = arc4random();
+
+		if (!(key >> 8) || key_find(dctx, key))
+			continue;
+		key_place(dctx->key_slots, dctx->key_cap,
+			  &(struct vhca_key_slot){ .mr = mr, .key = key });
+		dctx->key_count++;
+		mr->lkey = key;
+		mr->rkey = key;
+		return 0;
+	}
+	return -ENOMEM;
+}
+
+struct vhca_mr *vhca_mr_find(struct vhca_dctx *dctx, uint32_t key)
+{
+	struct vhca_key_slot *slot = key_find(dctx, key);
+
+	return slot ? slot->mr : NULL;
+}
+
+void vhca_mr_map_free(struct vhca_dctx *dctx)
+{
+	free(dctx->key_slots);
+	dctx->key_slots = NULL;
+	dctx->key_cap = dctx->key_count = 0;
+}
+
+int vhca_mr_read(const struct vhca_mr *mr, uint64_t iova, void *buf,
+		 uint32_t len)
+{
+	return vhca_dma_read(mr->dctx->space, mr->addr + (iova - mr->iova),
+			     buf, len);
+}
+
+int vhca_mr_write(const struct vhca_mr *mr, uint64_t iova, const void *buf,
+		  uint32_t len)
+{
+	return vhca_dma_write(mr->dctx->space, mr->addr + (iova - mr->iova),
+			      buf, len);
+}
+
+int vhca_mr_check_args(uint64_t addr, uint64_t length, uint64_t iova,
+		       uint32_t access)
+{
+	uint64_t page = (uint64_t)getpagesize();
+	uint64_t end = addr + length;
+	int ret;
+
+	if ((addr & (page - 1)) != (iova & (page - 1)))
+		return -EINVAL;
+	ret = vhca_mr_check_access(access);
+	if (ret)
+		return ret;
+	if (!length || end < addr || ((end + page - 1) & ~(page - 1)) < end)
+		return -EINVAL;
+	if (iova + length < iova)
+		return -EINVAL;
+	if (length > vhca_limits.max_mr_size)
+		return -EINVAL;
+	return 0;
+}
+
+/* Order of checks and errnos as ib_uverbs_reg_mr() + ib_umem_get(). */
+int vhca_mr_reg(struct vhca_dctx *dctx, uint32_t pd_handle, uint64_t addr,
+		uint64_t length, uint64_t iova, uint32_t access,
+		struct ib_uverbs_reg_mr_resp *resp)
+{
+	struct vhca_dev *dev = dctx->dev;
+	struct vhca_pd *pd;
+	struct vhca_mr *mr;
+	int ret;
+
+	ret = vhca_mr_check_args(addr, length, iova, access);
+	if (ret)
+		return ret;
+	mr = calloc(1, sizeof(*mr));
+	if (!mr)
+		return -ENOMEM;
+	vhca_dctx_lock(dctx);
+	pd = vhca_obj_lookup(dctx, VHCA_OBJ_PD, pd_handle);
+	if (!pd) {
+		ret = -EINVAL;
+		goto err;
+	}
+	if (!vhca_stats_reserve(&dev->stats.mrs,
+				dev->quota.max_mr < vhca_limits.max_mr ?
+					dev->quota.max_mr :
+					vhca_limits.max_mr)) {
+		ret = -ENOMEM;
+		goto err;
+	}
+	*mr = (struct vhca_mr){
+		.dctx = dctx,
+		.pd = pd,
+		.pdn = pd->pdn,
+		.addr = addr,
+		.iova = iova,
+		.length = length,
+		.access = access,
+		.handle = VHCA_NO_HANDLE,
+	};
+	ret = assign_key(dctx, mr);
+	if (!ret) {
+		ret = vhca_obj_insert(dctx, VHCA_OBJ_MR, mr, &mr->handle);
+		if (ret)
+			key_remove(dctx, key_find(dctx, mr->lkey));
+	}
+	if (ret) {
+		vhca_stats_release(&dev->stats.mrs);
+		goto err;
+	}
+	pd->num_mrs++;
+	*resp = (struct ib_uverbs_reg_mr_resp){
+		.mr_handle = mr->handle,
+		.lkey = mr->lkey,
+		.rkey = mr->rkey,
+	};
+	vhca_dctx_unlock(dctx);
+	return 0;
+err:
+	vhca_dctx_unlock(dctx);
+	free(mr);
+	return ret;
+}
+
+void vhca_mr_destroy(struct vhca_dctx *dctx, struct vhca_mr *mr)
+{
+	struct vhca_key_slot *slot = key_find(dctx, mr->lkey);
+
+	/* Out of the key map first: no turn can find it from now on. */
+	if (slot && slot->mr == mr)
+		key_remove(dctx, slot);
+	vhca_obj_erase(dctx, mr->handle);
+	mr->pd->num_mrs--;
+	vhca_stats_release(&dctx->dev->stats.mrs);
+	free(mr);
+}
+
+int vhca_mr_dereg(struct vhca_dctx *dctx, uint32_t handle)
+{
+	struct vhca_mr *mr;
+	int ret = -EINVAL;
+
+	vhca_dctx_lock(dctx);
+	mr = vhca_obj_lookup(dctx, VHCA_OBJ_MR, handle);
+	if (mr) {
+		vhca_mr_destroy(dctx, mr);
+		ret = 0;
+	}
+	vhca_dctx_unlock(dctx);
+	return ret;
+}
