@@ -55,6 +55,8 @@ struct options {
 	enum vhca_engine_policy engine;	/* --engine, default adaptive */
 	int engine_rt_priority;		/* --engine-rt N: SCHED_FIFO */
 	unsigned int engine_threads;	/* --engine-threads N, 0: by CPUs */
+	unsigned int queue_mib;		/* --queue-memory MIB, 0: fair share */
+	unsigned int max_contexts;	/* --max-contexts N, 0: fair share */
 };
 
 struct daemon {
@@ -87,6 +89,10 @@ static void usage(FILE *out)
 		"  --stop          stop the daemon that owns DIR and wait until it has exited\n"
 		"  --engine P      data-path engine: adaptive (default), poll, event\n"
 		"  --engine-threads N  engine threads (default: one per CPU, up to 4)\n"
+		"  --queue-memory MIB  queue memory each function may map at most\n"
+		"                  (default: an equal share of a quarter of the RAM)\n"
+		"  --max-contexts N  contexts each function may have at most\n"
+		"                  (default: an equal share of vhcad's fds, up to 4096)\n"
 		"  --engine-rt N   run the engine SCHED_FIFO at priority N (root)\n"
 		"  --help          this text\n",
 		VHCA_MAX_VFS, VHCA_MAX_VFS);
@@ -145,7 +151,8 @@ static int check_options(struct options *opt)
 static int parse_args(int argc, char **argv, struct options *opt)
 {
 	enum { OPT_RUN_DIR = 256, OPT_NUM_VFS, OPT_TOTAL_VFS, OPT_FOREGROUND,
-	       OPT_STOP, OPT_ENGINE, OPT_ENGINE_RT, OPT_ENGINE_THREADS };
+	       OPT_STOP, OPT_ENGINE, OPT_ENGINE_RT, OPT_ENGINE_THREADS,
+	       OPT_QUEUE_MEMORY, OPT_MAX_CONTEXTS };
 	static const struct option long_options[] = {
 		{ "run-dir", required_argument, NULL, OPT_RUN_DIR },
 		{ "num-vfs", required_argument, NULL, OPT_NUM_VFS },
@@ -156,6 +163,8 @@ static int parse_args(int argc, char **argv, struct options *opt)
 		{ "engine-rt", required_argument, NULL, OPT_ENGINE_RT },
 		{ "engine-threads", required_argument, NULL,
 		  OPT_ENGINE_THREADS },
+		{ "queue-memory", required_argument, NULL, OPT_QUEUE_MEMORY },
+		{ "max-contexts", required_argument, NULL, OPT_MAX_CONTEXTS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -209,6 +218,18 @@ static int parse_args(int argc, char **argv, struct options *opt)
 					 &opt->engine_threads) ||
 			    !opt->engine_threads)
 				return option_error("bad --engine-threads '%s'",
+						    optarg);
+			break;
+		case OPT_QUEUE_MEMORY:
+			if (!parse_count(optarg, 1u << 30, &opt->queue_mib) ||
+			    !opt->queue_mib)
+				return option_error("bad --queue-memory '%s'",
+						    optarg);
+			break;
+		case OPT_MAX_CONTEXTS:
+			if (!parse_count(optarg, 1u << 20, &opt->max_contexts) ||
+			    !opt->max_contexts)
+				return option_error("bad --max-contexts '%s'",
 						    optarg);
 			break;
 		case 'h':
@@ -385,6 +406,10 @@ static int start_up(struct daemon *d, const struct options *opt)
 	hooks.arg = d->rd;
 	/* What the daemon has to share among functions (limits.h). */
 	vhca_budget_init();
+	if (opt->queue_mib)
+		vhca_budget_cap_queue_bytes((uint64_t)opt->queue_mib << 20);
+	if (opt->max_contexts)
+		vhca_budget_cap_contexts(opt->max_contexts);
 	ret = vhca_pf_init(&pf, vhca_default_guid_base(), &hooks);
 	if (ret) {
 		log_msg("cannot create the PF: %s", strerror(-ret));

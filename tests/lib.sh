@@ -22,6 +22,7 @@ fi
 RUN_DIR=""
 VHCAD_PID=""
 EXTRA_RUN_DIRS=()	# daemons a test started itself (daemonized)
+EXTRA_MOUNTS=()		# other filesystems a test mounted (unmounted first)
 
 fail() {
 	echo "FAIL: $*" >&2
@@ -79,6 +80,9 @@ vhca_cleanup() {
 	local status=$?
 	set +e
 	bg_kill_all
+	for m in "${EXTRA_MOUNTS[@]}"; do
+		is_mounted "$m" && umount -l "$m"
+	done
 	for dir in "${EXTRA_RUN_DIRS[@]}"; do
 		"$VHCAD" --stop --run-dir "$dir" >/dev/null 2>&1
 		is_mounted "$dir/sys" && umount -l "$dir/sys"
@@ -116,15 +120,15 @@ bg_track() { BG_PIDS+=("$@"); }
 bg_kill_all() {
 	local pid
 	for pid in "${BG_PIDS[@]}"; do
-		kill -TERM "$pid" 2>/dev/null
+		kill -TERM "$pid" 2>/dev/null || true
 	done
 	for pid in "${BG_PIDS[@]}"; do
 		for _ in $(seq 40); do
 			kill -0 "$pid" 2>/dev/null || break
 			sleep 0.05
 		done
-		kill -KILL "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
 	done
 	BG_PIDS=()
 	return 0

@@ -396,15 +396,26 @@ static void print_holder(const char *ibdev)
 		return;
 	while (fgets(line, sizeof(line), in)) {
 		size_t len = strlen(ibdev);
-		const char *ctx;
-		unsigned int contexts;
+		const char *ctx, *opened;
+		unsigned int contexts, files;
 
 		if (strncmp(line, ibdev, len) || line[len] != ' ')
 			continue;
 		ctx = strstr(line, " contexts ");
-		if (ctx && sscanf(ctx, " contexts %u", &contexts) == 1)
-			printf("  %-10s %u context(s)%s\n", "holder", contexts,
-			       contexts ? " open" : ", free");
+		if (!ctx || sscanf(ctx, " contexts %u", &contexts) != 1)
+			break;
+		/*
+		 * An open command file holds the VF (sriov_numvfs is EBUSY)
+		 * even before its context exists: "free" only with neither.
+		 */
+		opened = strstr(line, " open ");
+		if (!opened || sscanf(opened, " open %u", &files) != 1)
+			files = contexts;
+		if (files)
+			printf("  %-10s %u context(s), %u open file(s): in use\n",
+			       "holder", contexts, files);
+		else
+			printf("  %-10s 0 context(s), free\n", "holder");
 		break;
 	}
 	fclose(in);
@@ -677,11 +688,24 @@ static const char *parse_words(struct vf_req *r, char **words, int count,
 				continue;
 			}
 			if (pkey_list) {
-				/* "pkeys P1,P2,..."; "pkeys ''" empties the table */
-				for (tok = strtok_r(words[++i], ",", &save); tok;
-				     tok = strtok_r(NULL, ",", &save))
+				/*
+				 * "pkeys P1,P2,..."; "pkeys ''" empties the
+				 * table.  Every comma separates two P_Keys:
+				 * "0xffff,,0x8001" is a typo, not two.
+				 */
+				save = words[++i];
+				if (!*save)
+					continue;
+				while ((tok = strsep(&save, ","))) {
+					if (!*tok) {
+						snprintf(msg, msg_len,
+							 "pkeys: an empty P_Key in '%s'",
+							 words[i]);
+						return msg;
+					}
 					if (add_pkey(r, tok, msg, msg_len))
 						return msg;
+				}
 				continue;
 			}
 			/* "pkey P [P ...]": every word up to the next setting */
@@ -1178,12 +1202,21 @@ static int cmd_apply(const char *file)
 	size_t cap = 0;
 	int lineno = 0, errors = 0, ret;
 	FILE *in = fopen(file, "r");
+	struct stat st;
+	ssize_t len;
 
 	if (!in) {
 		error_msg("%s: %s", file, strerror(errno));
 		return EXIT_FAILURE;
 	}
-	while (getline(&line, &cap, in) >= 0) {
+	/* A plan is text in a file (or a pipe): not a directory. */
+	if (fstat(fileno(in), &st) || S_ISDIR(st.st_mode)) {
+		error_msg("%s: %s", file, strerror(S_ISDIR(st.st_mode) ?
+						   EISDIR : errno));
+		fclose(in);
+		return EXIT_FAILURE;
+	}
+	while ((len = getline(&line, &cap, in)) >= 0) {
 		char *words[2 * MAX_PKEYS + 16], *save = NULL, *w, *hash;
 		int count = 0;
 		unsigned int vf;
@@ -1192,6 +1225,12 @@ static int cmd_apply(const char *file)
 		const char *err;
 
 		lineno++;
+		/* C strings would end at a NUL byte and apply the prefix. */
+		if (memchr(line, 0, (size_t)len)) {
+			plan_error(&plan, lineno, "a NUL byte in the line");
+			errors++;
+			continue;
+		}
 		hash = strchr(line, '#');
 		if (hash)
 			*hash = 0;
@@ -1228,6 +1267,10 @@ static int cmd_apply(const char *file)
 			plan_error(&plan, lineno, "%s", err);
 			errors++;
 		}
+	}
+	if (ferror(in)) {
+		error_msg("%s: %s", file, strerror(errno));
+		errors++;
 	}
 	free(line);
 	fclose(in);

@@ -24,7 +24,13 @@ int vhca_dctx_create(struct vhca_dev *dev, struct vhca_dma_space *space,
 {
 	struct vhca_dctx *dctx;
 
-	if (!vhca_stats_reserve(&dev->stats.dctxs, dev->quota.max_contexts)) {
+	/*
+	 * The driver limits live contexts to the quota; a destroyed one may
+	 * linger a moment (a packet in flight to it holds it), so the device
+	 * allows twice as many before it refuses.
+	 */
+	if (!vhca_stats_reserve(&dev->stats.dctxs,
+				2 * dev->quota.max_contexts)) {
 		vhca_qmem_unmap(ctx_qmem);
 		if (wake_fd >= 0)
 			close(wake_fd);

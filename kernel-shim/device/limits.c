@@ -58,9 +58,13 @@ const struct vhca_limits vhca_limits = {
  */
 #define MAPPINGS_RESERVED 8192
 #define FDS_RESERVED 1024
-/* File descriptors a context costs the daemon (pidfd, mem, eventfd,
- * async and service pipes, a pool of channel pipes, a few channels). */
-#define FDS_PER_CONTEXT 48
+/*
+ * File descriptors a context costs the daemon at least: its pidfd, mem
+ * fd and wake eventfd, its async and service pipes, a batch of pooled
+ * channel pipes.  Every fd is counted against the function's max_fds;
+ * this only bounds the number of contexts the share could ever hold.
+ */
+#define FDS_PER_CONTEXT 13
 /* Queue memory may take at most this share of the host's RAM. */
 #define QUEUE_MEMORY_SHARE 4
 
@@ -122,6 +126,16 @@ const struct vhca_budget *vhca_budget(void)
 	return &budget;
 }
 
+void vhca_budget_cap_queue_bytes(uint64_t bytes)
+{
+	budget.queue_bytes_per_function = bytes;
+}
+
+void vhca_budget_cap_contexts(uint32_t n)
+{
+	budget.contexts_per_function = n;
+}
+
 static uint32_t min32(uint64_t a, uint32_t b)
 {
 	return a < b ? (uint32_t)a : b;
@@ -136,7 +150,11 @@ void vhca_quota_share(unsigned int functions, struct vhca_quota *q)
 	maps = budget.mappings / functions;
 	fds = budget.fds / functions;
 	/* Contexts cost fds and one mapping each; queues a mapping each. */
+	q->max_fds = min32(fds, UINT32_MAX);
 	q->max_contexts = min32(fds / FDS_PER_CONTEXT, 4096);
+	if (budget.contexts_per_function &&
+	    budget.contexts_per_function < q->max_contexts)
+		q->max_contexts = budget.contexts_per_function;
 	if (q->max_contexts < 1)
 		q->max_contexts = 1;
 	maps = maps > q->max_contexts ? maps - q->max_contexts : 1;
@@ -151,6 +169,9 @@ void vhca_quota_share(unsigned int functions, struct vhca_quota *q)
 	q->max_mr = vhca_limits.max_mr;
 	q->max_pd = vhca_limits.max_pd;
 	q->max_queue_bytes = budget.queue_bytes / functions;
+	if (budget.queue_bytes_per_function &&
+	    budget.queue_bytes_per_function < q->max_queue_bytes)
+		q->max_queue_bytes = budget.queue_bytes_per_function;
 }
 
 bool vhca_stats_reserve(atomic_uint *counter, unsigned int max)

@@ -66,6 +66,7 @@ extern const struct vhca_limits vhca_limits;
  */
 struct vhca_quota {
 	uint32_t max_contexts;
+	uint32_t max_fds;		/* vhcad fds its contexts may hold */
 	uint32_t max_qp;
 	uint32_t max_cq;
 	uint32_t max_srq;
@@ -79,6 +80,8 @@ struct vhca_budget {
 	uint64_t mappings;	/* vm.max_map_count less our own reserve */
 	uint64_t fds;		/* RLIMIT_NOFILE less our own reserve */
 	uint64_t queue_bytes;	/* memory for queues */
+	uint64_t queue_bytes_per_function;	/* the admin's cap, 0: none */
+	uint32_t contexts_per_function;		/* likewise */
 };
 
 /*
@@ -88,6 +91,10 @@ struct vhca_budget {
  */
 void vhca_budget_init(void);
 const struct vhca_budget *vhca_budget(void);
+/* vhcad --queue-memory: each function's queue memory at most @bytes. */
+void vhca_budget_cap_queue_bytes(uint64_t bytes);
+/* vhcad --max-contexts: each function's contexts at most @n. */
+void vhca_budget_cap_contexts(uint32_t n);
 
 /* The fair share of @functions functions (the PF and its VFs). */
 void vhca_quota_share(unsigned int functions, struct vhca_quota *quota);

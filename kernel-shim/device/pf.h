@@ -103,6 +103,7 @@ struct vhca_dev_stats {
 	atomic_uint cqs;
 	atomic_uint srqs;
 	_Atomic uint64_t queue_bytes;	/* queue memory mapped for it */
+	atomic_uint fds;		/* vhcad fds its contexts hold */
 };
 
 struct vhca_pf;

@@ -21,13 +21,16 @@
 #include "channel.h"
 
 int vhca_channels_init(struct vhca_channels *ch, atomic_uint *counter,
-		       unsigned int max_active)
+		       unsigned int max_active, atomic_uint *fds,
+		       unsigned int fds_max)
 {
 	pthread_condattr_t attr;
 	int ret;
 
 	memset(ch, 0, sizeof(*ch));
 	ch->counter = counter;
+	ch->fds = fds;
+	ch->fds_max = fds_max;
 	ch->max_active = max_active;
 	ch->refill_timeout_ms = VHCA_CHANNEL_REFILL_TIMEOUT_MS;
 	ch->async_fd = -1;
@@ -137,17 +140,33 @@ static void event_log_forget(struct vhca_event_log *log, uint32_t *counter)
 			*event_log_at(log, i) = NULL;
 }
 
-static void close_fd(int *fd)
+/* Takes @n of the function's fds; false if that is beyond its share. */
+static bool fds_charge(atomic_uint *fds, unsigned int max, unsigned int n)
 {
-	if (*fd >= 0)
+	unsigned int cur = atomic_load(fds);
+
+	do {
+		if (cur + n > max || cur + n < cur)
+			return false;
+	} while (!atomic_compare_exchange_weak(fds, &cur, cur + n));
+	return true;
+}
+
+/* Closes a counted fd and gives it back to the function's share. */
+static void close_counted(atomic_uint *fds, int *fd)
+{
+	if (*fd >= 0) {
 		close(*fd);
+		atomic_fetch_sub(fds, 1);
+	}
 	*fd = -1;
 }
 
-static void close_pooled(struct vhca_pooled_pipe *pipes, unsigned int n)
+static void close_pooled(struct vhca_channels *ch,
+			 struct vhca_pooled_pipe *pipes, unsigned int n)
 {
 	for (unsigned int i = 0; i < n; i++)
-		close_fd(&pipes[i].write_fd);
+		close_counted(ch->fds, &pipes[i].write_fd);
 }
 
 void vhca_comp_channel_put(struct vhca_comp_channel *chan)
@@ -155,7 +174,7 @@ void vhca_comp_channel_put(struct vhca_comp_channel *chan)
 	if (atomic_fetch_sub_explicit(&chan->refcount, 1,
 				      memory_order_acq_rel) != 1)
 		return;
-	close_fd(&chan->write_fd);
+	close_counted(chan->fds, &chan->write_fd);
 	event_log_free(&chan->unread);
 	free(chan);
 }
@@ -172,12 +191,12 @@ void vhca_channels_reset(struct vhca_channels *ch)
 {
 	pthread_mutex_lock(&ch->lock);
 	pthread_mutex_lock(&ch->async_lock);
-	close_fd(&ch->async_fd);
+	close_counted(ch->fds, &ch->async_fd);
 	ch->async_guest_read_fd = -1;
 	event_log_free(&ch->async_unread);
 	pthread_mutex_unlock(&ch->async_lock);
-	close_fd(&ch->service_fd);
-	close_pooled(ch->pool, ch->pool_len);
+	close_counted(ch->fds, &ch->service_fd);
+	close_pooled(ch, ch->pool, ch->pool_len);
 	ch->pool_len = 0;
 	for (unsigned int i = 0; i < ch->num_active; i++)
 		retire(ch, ch->active[i]);
@@ -204,21 +223,26 @@ void vhca_channels_fini(struct vhca_channels *ch)
  * its read end proven to be the other end of the same pipe, so the
  * number we later hand out as a channel fd really is that channel.
  */
-static int take_pair(const struct vhca_peer *peer,
+static int take_pair(struct vhca_channels *ch, const struct vhca_peer *peer,
 		     const struct vhca_fd_pair *pair,
 		     struct vhca_pooled_pipe *out)
 {
 	struct vhca_pipe_id read_id;
 	int fd, ret;
 
+	/* The function's share of vhcad's fds (findings 4 and 9). */
+	if (!fds_charge(ch->fds, ch->fds_max, 1))
+		return -EMFILE;
 	fd = vhca_peer_take_pipe_writer(peer, pair->write_fd, &out->id);
-	if (fd < 0)
+	if (fd < 0) {
+		atomic_fetch_sub(ch->fds, 1);
 		return fd;
+	}
 	ret = vhca_peer_pipe_reader_id(peer, pair->read_fd, &read_id);
 	if (!ret && !vhca_pipe_id_equal(&read_id, &out->id))
 		ret = -EINVAL;
 	if (ret) {
-		close(fd);
+		close_counted(ch->fds, &fd);
 		return ret;
 	}
 	out->guest_fd = pair->read_fd;
@@ -227,15 +251,15 @@ static int take_pair(const struct vhca_peer *peer,
 }
 
 /* All or nothing. */
-static int take_pairs(const struct vhca_peer *peer,
+static int take_pairs(struct vhca_channels *ch, const struct vhca_peer *peer,
 		      const struct vhca_fd_pair *pairs, unsigned int n,
 		      struct vhca_pooled_pipe *out)
 {
 	for (unsigned int i = 0; i < n; i++) {
-		int ret = take_pair(peer, &pairs[i], &out[i]);
+		int ret = take_pair(ch, peer, &pairs[i], &out[i]);
 
 		if (ret) {
-			close_pooled(out, i);
+			close_pooled(ch, out, i);
 			return ret;
 		}
 	}
@@ -253,20 +277,25 @@ int vhca_channels_setup(struct vhca_channels *ch,
 
 	if (cmd->num_channels > VHCA_CHANNEL_BATCH)
 		return -EINVAL;
-	ret = take_pair(peer, &cmd->async_event, &async);
+	ret = take_pair(ch, peer, &cmd->async_event, &async);
 	if (ret)
 		return ret;
 	/* service.read_fd is informational (abi.h): only the writer counts. */
+	if (!fds_charge(ch->fds, ch->fds_max, 1)) {
+		close_counted(ch->fds, &async.write_fd);
+		return -EMFILE;
+	}
 	service_fd = vhca_peer_take_pipe_writer(peer, cmd->service.write_fd,
 					       &service_id);
 	if (service_fd < 0) {
-		close(async.write_fd);
+		atomic_fetch_sub(ch->fds, 1);
+		close_counted(ch->fds, &async.write_fd);
 		return service_fd;
 	}
-	ret = take_pairs(peer, cmd->channels, cmd->num_channels, pool);
+	ret = take_pairs(ch, peer, cmd->channels, cmd->num_channels, pool);
 	if (ret) {
-		close(async.write_fd);
-		close(service_fd);
+		close_counted(ch->fds, &async.write_fd);
+		close_counted(ch->fds, &service_fd);
 		return ret;
 	}
 
@@ -323,14 +352,14 @@ int vhca_channels_add(struct vhca_channels *ch,
 		return -ENOSPC;
 
 	/* Outside the lock: a dozen syscalls per pipe. */
-	ret = take_pairs(peer, cmd->channels, n, fresh);
+	ret = take_pairs(ch, peer, cmd->channels, n, fresh);
 	if (ret)
 		return ret;
 
 	pthread_mutex_lock(&ch->lock);
 	if (ch->pool_len + n > VHCA_CHANNEL_POOL_MAX) {
 		pthread_mutex_unlock(&ch->lock);
-		close_pooled(fresh, n);
+		close_pooled(ch, fresh, n);
 		return -ENOSPC;
 	}
 	memcpy(&ch->pool[ch->pool_len], fresh, n * sizeof(*fresh));
@@ -356,7 +385,7 @@ static void reap_pool_locked(struct vhca_channels *ch)
 
 	for (unsigned int i = 0; i < ch->pool_len; i++) {
 		if (reader_closed(ch->pool[i].write_fd))
-			close_fd(&ch->pool[i].write_fd);
+			close_counted(ch->fds, &ch->pool[i].write_fd);
 		else
 			ch->pool[kept++] = ch->pool[i];
 	}
@@ -408,7 +437,7 @@ int vhca_channels_return(struct vhca_channels *ch,
 		resp.read_fds[resp.num_fds++] = ch->pool[i].guest_fd;
 	ret = deliver(arg, &resp);
 	if (!ret) {
-		close_pooled(ch->pool, ch->pool_len);
+		close_pooled(ch, ch->pool, ch->pool_len);
 		ch->pool_len = 0;
 		/* The provider is closing: do not ask it for more. */
 		ch->refill_pending = true;
@@ -511,6 +540,7 @@ int vhca_channels_create(struct vhca_channels *ch,
 	atomic_init(&chan->gone, false);
 	chan->guest_fd = pipe->guest_fd;
 	chan->write_fd = pipe->write_fd;
+	chan->fds = ch->fds;
 	chan->id = pipe->id;
 	ch->active[ch->num_active++] = chan;
 	atomic_fetch_add(ch->counter, 1);

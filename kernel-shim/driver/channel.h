@@ -70,6 +70,7 @@ struct vhca_event_log {
 struct vhca_comp_channel {
 	atomic_uint refcount;
 	atomic_bool gone;	/* the guest closed its read end */
+	atomic_uint *fds;	/* the function's fd count (vhca_channels) */
 	int guest_fd;		/* the fd number we returned */
 	int write_fd;
 	struct vhca_pipe_id id;
@@ -81,6 +82,12 @@ struct vhca_channels {
 	pthread_mutex_t lock;
 	pthread_cond_t refilled;	/* ADD_CHANNELS arrived */
 	atomic_uint *counter;		/* &dev->stats.comp_channels */
+	/*
+	 * The daemon fds this set holds count in the function's share
+	 * (device/limits.h): taking one beyond it is -EMFILE.
+	 */
+	atomic_uint *fds;		/* &dev->stats.fds */
+	unsigned int fds_max;
 	unsigned int max_active;	/* per-context cap: -EMFILE beyond */
 	unsigned int refill_timeout_ms;
 
@@ -115,9 +122,13 @@ struct vhca_channels {
 	unsigned int active_cap;
 };
 
-/* An empty set (all fds -1) that vhca_channels_fini() may free. */
+/*
+ * An empty set (all fds -1) that vhca_channels_fini() may free; its fds
+ * count in @fds, at most @fds_max.
+ */
 int vhca_channels_init(struct vhca_channels *ch, atomic_uint *counter,
-		       unsigned int max_active);
+		       unsigned int max_active, atomic_uint *fds,
+		       unsigned int fds_max);
 /* Closes every fd and uncounts the live completion channels. */
 void vhca_channels_fini(struct vhca_channels *ch);
 /* Like fini, but the set stays usable (a failed GET_CONTEXT's undo). */

@@ -28,6 +28,7 @@
  */
 #include <errno.h>
 #include <endian.h>
+#include <linux/capability.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -730,12 +731,28 @@ static int cmd_destroy_qp(struct cmd_call *call)
 	return ret ? ret : write_response(call, &resp, sizeof(resp));
 }
 
+/*
+ * A Q_Key with the high bit set is a controlled Q_Key (IBTA 10.2.4):
+ * only a privileged consumer may use one, so Linux refuses it to a
+ * caller without CAP_NET_RAW (ib_uverbs modify_qp), as we do.
+ */
+static int check_qkey(const struct cmd_call *call,
+		      const struct ib_uverbs_modify_qp *req)
+{
+	if ((req->attr_mask & IBV_QP_QKEY) && (req->qkey & 0x80000000u) &&
+	    !vhca_peer_capable(call->tid, CAP_NET_RAW))
+		return -EPERM;
+	return 0;
+}
+
 static int cmd_modify_qp(struct cmd_call *call)
 {
 	struct ib_uverbs_modify_qp req;
 	int ret;
 
 	ret = read_request(call, &req, sizeof(req));
+	if (!ret)
+		ret = check_qkey(call, &req);
 	if (ret)
 		return ret;
 	/* Attributes from IBV_QP_RATE_LIMIT on need the extended command. */
@@ -757,6 +774,9 @@ static int cmd_ex_modify_qp(struct cmd_call *call)
 		return -EINVAL;
 	if (req.base.attr_mask & ~((uint32_t)IBV_QP_RATE_LIMIT - 1))
 		return -EOPNOTSUPP;	/* no rate limits */
+	ret = check_qkey(call, &req.base);
+	if (ret)
+		return ret;
 	ret = vhca_qp_modify(call->uctx->dctx, &req.base);
 	if (ret || !call->out)
 		return ret;

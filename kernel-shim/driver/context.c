@@ -67,6 +67,31 @@ static const struct vhca_event_sink sink = {
 
 /* ---- lifetime ------------------------------------------------------------ */
 
+/* A context's own fds: its peer's pidfd and mem fd, its wake eventfd. */
+#define CONTEXT_FDS 3
+
+static bool charge_fds(struct vhca_ucontext *uctx)
+{
+	struct vhca_dev *dev = uctx->dev;
+	unsigned int cur = atomic_load(&dev->stats.fds);
+
+	do {
+		if (cur + CONTEXT_FDS > dev->quota.max_fds)
+			return false;
+	} while (!atomic_compare_exchange_weak(&dev->stats.fds, &cur,
+					       cur + CONTEXT_FDS));
+	uctx->fds_charged = true;
+	return true;
+}
+
+static void uncharge_fds(struct vhca_ucontext *uctx)
+{
+	if (uctx->fds_charged)
+		atomic_fetch_sub(&uctx->dev->stats.fds, CONTEXT_FDS);
+	uctx->fds_charged = false;
+}
+
+
 struct vhca_ucontext *vhca_ucontext_alloc(struct vhca_dev *dev)
 {
 	struct vhca_ucontext *uctx;
@@ -81,7 +106,8 @@ struct vhca_ucontext *vhca_ucontext_alloc(struct vhca_dev *dev)
 	if (ret)
 		goto err_free;
 	ret = -vhca_channels_init(&uctx->channels, &dev->stats.comp_channels,
-				  vhca_limits.max_comp_channels);
+				  vhca_limits.max_comp_channels,
+				  &dev->stats.fds, dev->quota.max_fds);
 	if (ret)
 		goto err_mutex;
 	return uctx;
@@ -115,6 +141,7 @@ void vhca_ucontext_free(struct vhca_ucontext *uctx)
 	if (uctx->initialised)
 		vhca_stats_release(&uctx->dev->stats.contexts);
 	vhca_peer_put(uctx->peer);
+	uncharge_fds(uctx);
 	pthread_mutex_destroy(&uctx->lock);
 	free(uctx);
 }
@@ -170,12 +197,18 @@ int vhca_ucontext_prepare(struct vhca_ucontext *uctx, pid_t caller_tid,
 	struct vhca_peer *peer;
 	int ret;
 
+	/* vhcad's fds are shared out among functions (device/limits.h). */
+	if (!charge_fds(uctx))
+		return -EMFILE;
 	ret = vhca_peer_bind(caller_tid, &peer);
-	if (ret)
+	if (ret) {
+		uncharge_fds(uctx);
 		return ret;
+	}
 	ret = vhca_channels_setup(&uctx->channels, peer, cmd);
 	if (ret) {
 		vhca_peer_put(peer);
+		uncharge_fds(uctx);
 		return ret;
 	}
 	uctx->peer = peer;
@@ -184,6 +217,7 @@ int vhca_ucontext_prepare(struct vhca_ucontext *uctx, pid_t caller_tid,
 		vhca_channels_reset(&uctx->channels);
 		vhca_peer_put(peer);
 		uctx->peer = NULL;
+		uncharge_fds(uctx);
 	}
 	return ret;
 }
@@ -252,6 +286,7 @@ void vhca_ucontext_abort(struct vhca_ucontext *uctx)
 	vhca_channels_reset(&uctx->channels);
 	vhca_peer_put(uctx->peer);
 	uctx->peer = NULL;
+	uncharge_fds(uctx);
 }
 
 /*

@@ -38,6 +38,7 @@ struct vhca_ucontext {
 	/* the doorbell page and wake eventfd, between prepare and commit */
 	struct vhca_qmem ctx_qmem;
 	int wake_fd;
+	bool fds_charged;		/* its pidfd, mem fd, wake eventfd */
 	/*
 	 * Hears the device's provisioning changes (port state, GID, P_Key
 	 * table) and posts them on the async event fd, from GET_CONTEXT's

@@ -109,6 +109,35 @@ int vhca_peer_check_caller(const struct vhca_peer *peer, pid_t tid)
 	return ours ? 0 : -EACCES;
 }
 
+bool vhca_peer_capable(pid_t tid, unsigned int cap)
+{
+	struct stat mine, theirs;
+	char path[64], line[256];
+	bool has = false;
+	FILE *f;
+
+	/* capable() asks about the initial user namespace: vhcad's own. */
+	snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)tid);
+	if (tid <= 0 || cap > 63 || stat(path, &theirs) ||
+	    stat("/proc/self/ns/user", &mine) || theirs.st_ino != mine.st_ino ||
+	    theirs.st_dev != mine.st_dev)
+		return false;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long eff;
+
+		if (sscanf(line, "CapEff: %llx", &eff) == 1) {
+			has = eff & (1ULL << cap);
+			break;
+		}
+	}
+	fclose(f);
+	return has;
+}
+
 static int open_space(struct vhca_peer *peer)
 {
 	char path[64];

@@ -77,6 +77,13 @@ struct vhca_dma_space *vhca_peer_dma_space(const struct vhca_peer *peer);
 int vhca_peer_check_caller(const struct vhca_peer *peer, pid_t tid);
 
 /*
+ * Does thread @tid have capability @cap (CAP_*) in the initial user
+ * namespace, as the kernel's capable() asks?  The caller is blocked in
+ * its command, so @tid names it.
+ */
+bool vhca_peer_capable(pid_t tid, unsigned int cap);
+
+/*
  * Command requests and responses.  Whole transfers only: a short
  * transfer is -EFAULT.
  */

@@ -471,6 +471,8 @@ static int show_counter(const struct node_ctx *c, FILE *out)
 /* Driver-specific counters (ports/N/hw_counters/, as mlx5 has them). */
 static const char *const hw_counter_names[] = {
 	"qkey_violations",
+	"rcv_source_errors",	/* RC/UC packets not from the QP's path */
+	"rcv_dropped",		/* a context's inbox was full */
 };
 
 static int show_hw_counter(const struct node_ctx *c, FILE *out)
@@ -625,7 +627,7 @@ static int print_status_line(struct vhca_dev *dev, void *arg)
 
 	/* New fields go at the end: parsers of the older line keep working. */
 	fprintf(out,
-		"%s uverbs%d contexts %u pds %u mrs %u comp_channels %u qps %u cqs %u srqs %u dctxs %u open %u queue_kib %llu\n",
+		"%s uverbs%d contexts %u pds %u mrs %u comp_channels %u qps %u cqs %u srqs %u dctxs %u open %u queue_kib %llu fds %u\n",
 		dev->name, dev->uverbs_index,
 		atomic_load(&dev->stats.contexts), atomic_load(&dev->stats.pds),
 		atomic_load(&dev->stats.mrs),
@@ -634,7 +636,8 @@ static int print_status_line(struct vhca_dev *dev, void *arg)
 		atomic_load(&dev->stats.srqs), atomic_load(&dev->stats.dctxs),
 		atomic_load(&dev->open_files),
 		(unsigned long long)(atomic_load(&dev->stats.queue_bytes) /
-				     1024));
+				     1024),
+		atomic_load(&dev->stats.fds));
 	return 0;
 }
 

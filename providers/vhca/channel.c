@@ -7,8 +7,11 @@
  * is a pipe created here.  The device takes the write end with
  * pidfd_getfd() while it executes the command that carries the pair; the
  * read end stays in this process under the same number.  Once the command
- * has returned we close our copy of each write end, so the device holds
- * the only writer.
+ * has returned we close our copy of the service pipe's write end, so that
+ * pipe reads EOF when the device dies, and keep those of the async and
+ * completion-channel pipes, so that theirs never do: lost.c turns them
+ * into fds that fail with EIO instead, as the kernel's do after a
+ * disassociation.
  *
  * Completion-channel read ends go into the device's pool.  The device hands
  * them to libibverbs in CREATE_COMP_CHANNEL responses, and libibverbs
@@ -31,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "vhca.h"
@@ -112,6 +116,41 @@ int vhca_channel_batch_open(struct vhca_fd_pair *pairs, unsigned int max)
 	return (int)n;
 }
 
+int vhca_eio_fd(const void *data, size_t len)
+{
+	struct termios raw;
+	int master, slave, err;
+
+	/*
+	 * A pty master whose slave is closed reads what the slave wrote,
+	 * then fails every read with EIO.  Raw mode: the bytes pass as
+	 * they are.
+	 */
+	master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (master < 0)
+		return -1;
+	if (grantpt(master) || unlockpt(master))
+		goto err;
+	slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (slave < 0)
+		goto err;
+	if (!tcgetattr(slave, &raw)) {
+		cfmakeraw(&raw);
+		tcsetattr(slave, TCSANOW, &raw);
+	}
+	if (len && write(slave, data, len) != (ssize_t)len) {
+		close(slave);
+		goto err;
+	}
+	close(slave);
+	return master;
+err:
+	err = errno;
+	close(master);
+	errno = err;
+	return -1;
+}
+
 void vhca_channel_batch_close(struct vhca_fd_pair *pairs, unsigned int n)
 {
 	unsigned int i;
@@ -159,13 +198,37 @@ int vhca_pool_track(struct vhca_channel_pool *pool,
 		}
 		/* A number handed out, closed and now reused: replace. */
 		ent = pool_find(pool, pairs[i].read_fd);
-		if (!ent)
+		if (ent)
+			vhca_close_fd(&ent->write_fd);
+		else
 			ent = &pool->ents[pool->num++];
 		ent->fd = pairs[i].read_fd;
+		ent->write_fd = -1;
 		ent->dev = st.st_dev;
 		ent->ino = st.st_ino;
 	}
 	return 0;
+}
+
+void vhca_pool_keep_writers(struct vhca_channel_pool *pool,
+			    struct vhca_fd_pair *pairs, unsigned int n)
+{
+	struct vhca_pool_ent *ent;
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		ent = pool_find(pool, pairs[i].read_fd);
+		if (!ent)
+			continue;
+		vhca_close_fd(&ent->write_fd);
+		ent->write_fd = pairs[i].write_fd;
+		pairs[i].write_fd = -1;
+	}
+}
+
+struct vhca_pool_ent *vhca_pool_find(struct vhca_channel_pool *pool, int fd)
+{
+	return pool_find(pool, fd);
 }
 
 void vhca_pool_untrack(struct vhca_channel_pool *pool,
@@ -176,8 +239,10 @@ void vhca_pool_untrack(struct vhca_channel_pool *pool,
 
 	for (i = 0; i < n; i++) {
 		ent = pool_find(pool, pairs[i].read_fd);
-		if (ent)
+		if (ent) {
+			vhca_close_fd(&ent->write_fd);
 			*ent = pool->ents[--pool->num];
+		}
 	}
 }
 
@@ -205,6 +270,8 @@ void vhca_pool_close_all(struct vhca_channel_pool *pool)
 
 void vhca_pool_free(struct vhca_channel_pool *pool)
 {
+	for (size_t i = 0; i < pool->num; i++)
+		vhca_close_fd(&pool->ents[i].write_fd);
 	free(pool->ents);
 	pool->ents = NULL;
 	pool->num = 0;
@@ -254,6 +321,7 @@ int vhca_pool_return(struct vhca_channel_pool *pool, int cmd_fd)
 		if (!ent)
 			continue; /* not one of ours: never close it */
 		close(ent->fd);
+		vhca_close_fd(&ent->write_fd);
 		*ent = pool->ents[--pool->num];
 	}
 	vhca_pool_free(pool);

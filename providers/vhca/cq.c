@@ -150,6 +150,7 @@ struct ibv_cq *vhca_create_cq(struct ibv_context *context, int cqe,
 
 	vhca_cq_set_buf(cq, &buf, count, 0);
 	cq->cqn = resp.drv.cqn;
+	vhca_ctx_add_cq(to_vctx(context), cq);
 	return &cq->ibv_cq;
 
 err:
@@ -205,6 +206,9 @@ int vhca_poll_cq(struct ibv_cq *ibcq, int num_entries, struct ibv_wc *wc)
 		vhca_store_release32(&cq->db->consumer, idx);
 	}
 	pthread_spin_unlock(&cq->lock);
+	/* The device is gone: what it wrote is polled, then an error. */
+	if (!n && vhca_ctx_lost(to_vctx(ibcq->context)))
+		return -EIO;
 	return n;
 }
 
@@ -213,6 +217,8 @@ int vhca_req_notify_cq(struct ibv_cq *ibcq, int solicited_only)
 	struct vhca_cq *cq = to_vcq(ibcq);
 	uint32_t expected = VHCA_CQ_DISARMED;
 
+	if (vhca_ctx_lost(to_vctx(ibcq->context)))
+		return EIO;
 	/* The lock: a concurrent resize may unmap the doorbell record. */
 	pthread_spin_lock(&cq->lock);
 	/*
@@ -279,6 +285,7 @@ int vhca_destroy_cq(struct ibv_cq *ibcq)
 	if (ret)
 		return ret;
 
+	vhca_ctx_remove_cq(to_vctx(ibcq->context), cq);
 	vhca_qbuf_free(&cq->buf);
 	pthread_spin_destroy(&cq->lock);
 	free(cq);

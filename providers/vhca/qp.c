@@ -495,6 +495,10 @@ int vhca_post_send(struct ibv_qp *ibqp, struct ibv_send_wr *wr,
 	uint32_t used;
 	int err = 0;
 
+	if (vhca_ctx_lost(ctx)) {
+		*bad_wr = wr;
+		return EIO;	/* the device is gone (lost.c) */
+	}
 	switch (ibqp->state) {
 	case IBV_QPS_RESET:
 	case IBV_QPS_INIT:
@@ -553,6 +557,10 @@ int vhca_post_recv(struct ibv_qp *ibqp, struct ibv_recv_wr *wr,
 	if (ibqp->srq || ibqp->state == IBV_QPS_RESET) {
 		*bad_wr = wr;
 		return EINVAL;
+	}
+	if (vhca_ctx_lost(ctx)) {
+		*bad_wr = wr;
+		return EIO;
 	}
 
 	pthread_spin_lock(&qp->rq.lock);

@@ -6,18 +6,18 @@
  * The device writes one VHCA_SERVICE_REFILL_CHANNELS byte into the service
  * pipe whenever its pool runs low; for each such byte the thread creates
  * VHCA_CHANNEL_BATCH pipes and hands them over with VHCA_CMD_ADD_CHANNELS.
- * The thread blocks in read() otherwise; vhca_service_stop() wakes it
- * through our own copy of the service pipe's write end.
+ * The device holds the pipe's only write end, so EOF on it means the
+ * device is gone (vhcad died): the thread then runs the context's loss
+ * handler (lost.c).  vhca_service_stop() wakes it through an eventfd.
  */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "vhca.h"
-
-/* Written by vhca_service_stop() to wake the thread; not a device byte. */
-#define VHCA_SERVICE_QUIT 'Q'
 
 /* VHCA_CMD_ADD_CHANNELS as written to the command file. */
 struct vhca_add_channels_req {
@@ -37,7 +37,6 @@ static void vhca_service_refill(struct vhca_service *svc)
 	struct vhca_add_channels_req req;
 	struct vhca_fd_pair *chan = req.cmd.channels;
 	unsigned int n;
-	unsigned int i;
 	ssize_t ret;
 	int num;
 
@@ -69,8 +68,7 @@ static void vhca_service_refill(struct vhca_service *svc)
 		return;
 	}
 
-	for (i = 0; i < n; i++)
-		vhca_fd_pair_close_write(&chan[i]);
+	vhca_pool_keep_writers(svc->pool, chan, n);
 }
 
 static void *vhca_service_thread(void *arg)
@@ -81,15 +79,30 @@ static void *vhca_service_thread(void *arg)
 	ssize_t i;
 
 	for (;;) {
-		n = read(svc->read_fd, buf, sizeof(buf));
-		if (n < 0) {
+		struct pollfd pfd[2] = {
+			{ .fd = svc->read_fd, .events = POLLIN },
+			{ .fd = svc->quit_fd, .events = POLLIN },
+		};
+
+		if (poll(pfd, 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
-		if (n == 0)
-			break; /* no writer left */
-
+		if (pfd[1].revents || atomic_load(&svc->stop))
+			break;
+		n = read(svc->read_fd, buf, sizeof(buf));
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			break;
+		}
+		if (n == 0) {
+			/* No writer left: the device is gone. */
+			if (svc->lost)
+				svc->lost(svc->lost_arg);
+			break;
+		}
 		for (i = 0; i < n; i++) {
 			if (atomic_load(&svc->stop))
 				return NULL;
@@ -97,15 +110,14 @@ static void *vhca_service_thread(void *arg)
 				vhca_service_refill(svc);
 			/* anything else only wakes us up */
 		}
-		if (atomic_load(&svc->stop))
-			break;
 	}
 	return NULL;
 }
 
 int vhca_service_start(struct vhca_service *svc, int cmd_fd,
 		       struct vhca_fd_pair *pair,
-		       struct vhca_channel_pool *pool)
+		       struct vhca_channel_pool *pool,
+		       void (*lost)(void *arg), void *lost_arg)
 {
 	sigset_t all;
 	sigset_t old;
@@ -113,11 +125,17 @@ int vhca_service_start(struct vhca_service *svc, int cmd_fd,
 
 	svc->cmd_fd = cmd_fd;
 	svc->read_fd = pair->read_fd;
-	svc->write_fd = pair->write_fd;
 	svc->pool = pool;
+	svc->lost = lost;
+	svc->lost_arg = lost_arg;
 	atomic_init(&svc->stop, false);
 	svc->running = false;
 	svc->owner = getpid();
+	svc->quit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (svc->quit_fd < 0) {
+		ret = errno;
+		goto err;
+	}
 
 	/* The thread must never take the application's signals. */
 	sigfillset(&all);
@@ -132,41 +150,34 @@ int vhca_service_start(struct vhca_service *svc, int cmd_fd,
 	pthread_setname_np(svc->thread, "vhca-service");
 	svc->running = true;
 	pair->read_fd = -1;
-	pair->write_fd = -1;
 	return 0;
 
 err:
+	vhca_close_fd(&svc->quit_fd);
 	svc->read_fd = -1;
-	svc->write_fd = -1;
 	return ret;
 }
 
 void vhca_service_stop(struct vhca_service *svc)
 {
-	static const char quit = VHCA_SERVICE_QUIT;
+	uint64_t one = 1;
 	ssize_t ret;
 
 	/*
 	 * A forked child that closes an inherited context has no thread to
-	 * stop (and must not wake the parent's through the shared pipe).
+	 * stop (and must not wake the parent's through the shared eventfd).
 	 */
 	if (svc->running && svc->owner != getpid())
 		svc->running = false;
 
 	if (svc->running) {
 		atomic_store(&svc->stop, true);
-		/*
-		 * The write end is non-blocking.  EAGAIN means the pipe is
-		 * full, so the thread has bytes to read and will see the
-		 * stop flag anyway.  We hold the read end, so there is no
-		 * EPIPE; if the thread already left, join returns at once.
-		 */
 		do {
-			ret = write(svc->write_fd, &quit, 1);
+			ret = write(svc->quit_fd, &one, sizeof(one));
 		} while (ret < 0 && errno == EINTR);
 		pthread_join(svc->thread, NULL);
 		svc->running = false;
 	}
 	vhca_close_fd(&svc->read_fd);
-	vhca_close_fd(&svc->write_fd);
+	vhca_close_fd(&svc->quit_fd);
 }

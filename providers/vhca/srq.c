@@ -177,6 +177,10 @@ int vhca_post_srq_recv(struct ibv_srq *ibsrq, struct ibv_recv_wr *wr,
 	bool posted;
 	int err;
 
+	if (vhca_ctx_lost(ctx)) {
+		*bad_wr = wr;
+		return EIO;
+	}
 	pthread_spin_lock(&srq->rq.lock);
 	err = vhca_wq_post_recv(&srq->rq, &srq->db->head, &srq->db->tail, wr,
 				bad_wr, &posted);

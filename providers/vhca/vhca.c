@@ -222,9 +222,12 @@ static struct verbs_context *vhca_alloc_context(struct ibv_device *ibdev,
 	if (!ctx)
 		return NULL;
 	ctx->service.read_fd = -1;
-	ctx->service.write_fd = -1;
+	ctx->service.quit_fd = -1;
 	ctx->db_page_fd = -1;
 	ctx->wake_fd = -1;
+	ctx->async_write_fd = -1;
+	atomic_init(&ctx->lost, false);
+	pthread_mutex_init(&ctx->cq_lock, NULL);
 
 	memset(&cmd, 0, sizeof(cmd));
 	memset(&resp, 0, sizeof(resp));
@@ -253,12 +256,20 @@ static struct verbs_context *vhca_alloc_context(struct ibv_device *ibdev,
 
 	/*
 	 * Success or not, the device has made its own copies of the write
-	 * ends it keeps.  Drop ours, except the service one: writing to it
-	 * is how vhca_service_stop() wakes the service thread.
+	 * ends it keeps.  Ours of the service pipe goes, so that it reads
+	 * EOF if the device dies; the others stay, so that theirs never do
+	 * (lost.c).
 	 */
-	vhca_fd_pair_close_write(&async);
-	for (i = 0; i < num_chan; i++)
-		vhca_fd_pair_close_write(&chan[i]);
+	vhca_fd_pair_close_write(&service);
+	if (ret) {
+		vhca_fd_pair_close_write(&async);
+		for (i = 0; i < num_chan; i++)
+			vhca_fd_pair_close_write(&chan[i]);
+	} else {
+		ctx->async_write_fd = async.write_fd;
+		async.write_fd = -1;
+		vhca_pool_keep_writers(&ctx->pool, chan, num_chan);
+	}
 
 	if (ret) {
 		errno = ret;
@@ -286,7 +297,7 @@ static struct verbs_context *vhca_alloc_context(struct ibv_device *ibdev,
 				    VHCA_DEFAULT_MAX_SGE;
 
 	ret = vhca_service_start(&ctx->service, ctx->ibv_ctx.context.cmd_fd,
-				 &service, &ctx->pool);
+				 &service, &ctx->pool, vhca_context_lost, ctx);
 	if (ret) {
 		errno = ret;
 		goto err;
@@ -310,6 +321,8 @@ err:
 	vhca_channel_batch_close(chan, num_chan);
 	vhca_pool_free(&ctx->pool);
 	vhca_db_page_close(ctx);
+	vhca_close_fd(&ctx->async_write_fd);
+	pthread_mutex_destroy(&ctx->cq_lock);
 	free(ctx);
 	errno = err;
 	return NULL;
@@ -337,6 +350,8 @@ static void vhca_free_context(struct ibv_context *ibctx)
 	if (!returned)
 		vhca_pool_close_all(&ctx->pool); /* no-op after pool_free */
 	vhca_db_page_close(ctx);
+	vhca_close_fd(&ctx->async_write_fd);
+	pthread_mutex_destroy(&ctx->cq_lock);
 	free(ctx);
 }
 

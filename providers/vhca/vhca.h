@@ -24,9 +24,14 @@ struct vhca_device {
 	struct verbs_device ibv_dev;
 };
 
-/* A completion-channel read end given to the device's pool (channel.c). */
+/*
+ * A completion-channel pipe given to the device's pool (channel.c): its
+ * read end, and our copy of the write end, kept so that the pipe never
+ * reads EOF when the device dies (lost.c).
+ */
 struct vhca_pool_ent {
 	int fd;
+	int write_fd;
 	dev_t dev;
 	ino_t ino;
 };
@@ -44,8 +49,10 @@ struct vhca_channel_pool {
  */
 struct vhca_service {
 	int cmd_fd;		/* the context's command file (not owned) */
-	int read_fd;		/* service pipe, read end */
-	int write_fd;		/* our copy of the write end: the quit path */
+	int read_fd;		/* service pipe, read end: EOF when the device dies */
+	int quit_fd;		/* eventfd: vhca_service_stop() wakes the thread */
+	void (*lost)(void *arg);	/* the device is gone (lost.c) */
+	void *lost_arg;
 	struct vhca_channel_pool *pool; /* written by the thread only */
 	atomic_bool stop;
 	bool running;
@@ -71,6 +78,12 @@ struct vhca_context {
 	int db_page_fd;
 	int wake_fd;
 	pthread_spinlock_t db_lock;	/* serialises FIFO pushes */
+
+	/* device loss (lost.c) */
+	atomic_bool lost;		/* vhcad is gone: every verb fails */
+	int async_write_fd;		/* our copy of the async pipe's writer */
+	pthread_mutex_t cq_lock;	/* the CQ list */
+	struct vhca_cq *cqs;
 };
 
 /*
@@ -85,6 +98,7 @@ struct vhca_qbuf {
 
 struct vhca_cq {
 	struct ibv_cq ibv_cq;
+	struct vhca_cq *next, **pprev;	/* the context's CQ list */
 	pthread_spinlock_t lock;
 	struct vhca_qbuf buf;
 	struct vhca_cqe *ring;
@@ -192,6 +206,12 @@ void vhca_fd_pair_close(struct vhca_fd_pair *pair);
 /* Closes the write end only: the device has taken its own copy. */
 void vhca_fd_pair_close_write(struct vhca_fd_pair *pair);
 /*
+ * A read end whose every read(2) fails with EIO (and polls POLLHUP),
+ * after returning @len bytes of @data once, if any: what the device's
+ * event fds turn into when it is gone.  -1 with errno on failure.
+ */
+int vhca_eio_fd(const void *data, size_t len);
+/*
  * Opens up to @max pairs into @pairs (the rest set to -1).  Returns the
  * number opened (>= 1), or -1 with errno set if none could be opened.
  */
@@ -204,6 +224,14 @@ void vhca_channel_batch_close(struct vhca_fd_pair *pairs, unsigned int n);
  */
 int vhca_pool_track(struct vhca_channel_pool *pool,
 		    const struct vhca_fd_pair *pairs, unsigned int n);
+/*
+ * After the device took its copies: the pool keeps @pairs' write ends
+ * (their write_fd become -1), which lost.c writes its last events with.
+ */
+void vhca_pool_keep_writers(struct vhca_channel_pool *pool,
+			    struct vhca_fd_pair *pairs, unsigned int n);
+/* The pool entry of read end @fd, or NULL. */
+struct vhca_pool_ent *vhca_pool_find(struct vhca_channel_pool *pool, int fd);
 /* Forgets the read ends of @pairs (the device did not take them). */
 void vhca_pool_untrack(struct vhca_channel_pool *pool,
 		       const struct vhca_fd_pair *pairs, unsigned int n);
@@ -225,15 +253,33 @@ int vhca_pool_return(struct vhca_channel_pool *pool, int cmd_fd);
 /* service.c: service thread */
 
 /*
- * Takes ownership of @pair (read end and our copy of the write end) and
- * starts the thread, which adds channels to @pool.  Returns 0 or an errno
- * value; on failure @pair is left untouched (still owned by the caller).
+ * Takes ownership of @pair's read end (our copy of the write end must be
+ * closed already: EOF on it says the device is gone, and then @lost runs
+ * in the thread) and starts the thread, which adds channels to @pool.
+ * Returns 0 or an errno value; on failure @pair is left untouched.
  */
 int vhca_service_start(struct vhca_service *svc, int cmd_fd,
 		       struct vhca_fd_pair *pair,
-		       struct vhca_channel_pool *pool);
+		       struct vhca_channel_pool *pool,
+		       void (*lost)(void *arg), void *lost_arg);
 /* Stops and joins the thread, closes the service pipe.  Idempotent. */
 void vhca_service_stop(struct vhca_service *svc);
+
+/* lost.c: the device is gone */
+
+/*
+ * vhcad died: every verb fails from now on (EIO), pollers get -EIO once
+ * their CQs are empty, the async fd reads IBV_EVENT_DEVICE_FATAL and
+ * every completion channel wakes its waiters, then fails reads with EIO.
+ */
+void vhca_context_lost(void *ctx);
+static inline bool vhca_ctx_lost(struct vhca_context *ctx)
+{
+	return atomic_load_explicit(&ctx->lost, memory_order_relaxed);
+}
+/* The CQ list, for the above. */
+void vhca_ctx_add_cq(struct vhca_context *ctx, struct vhca_cq *cq);
+void vhca_ctx_remove_cq(struct vhca_context *ctx, struct vhca_cq *cq);
 
 /* verbs.c: context operations */
 int vhca_query_device_ex(struct ibv_context *context,
