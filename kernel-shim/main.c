@@ -32,6 +32,7 @@
 
 #include "device/engine.h"
 #include "device/limits.h"
+#include "driver/guests.h"
 #include "driver/mgmt.h"
 #include "device/pf.h"
 #include "driver/rundir.h"
@@ -63,6 +64,7 @@ struct daemon {
 	struct vhca_rundir *rd;
 	struct vhca_sysfs *fs;
 	struct vhca_mgmt *mgmt;		/* DIR/mgmt.sock (mgmt.h) */
+	struct vhca_guests *guests;	/* VFs bound to guests (guests.h) */
 	bool pf_created;
 	bool detached;
 	pthread_t main_thread;
@@ -410,6 +412,11 @@ static int start_up(struct daemon *d, const struct options *opt)
 		vhca_budget_cap_queue_bytes((uint64_t)opt->queue_mib << 20);
 	if (opt->max_contexts)
 		vhca_budget_cap_contexts(opt->max_contexts);
+	d->guests = vhca_guests_create();
+	if (!d->guests) {
+		log_msg("cannot set up guest bindings: %s", strerror(errno));
+		return -ENOMEM;
+	}
 	ret = vhca_pf_init(&pf, vhca_default_guid_base(), &hooks);
 	if (ret) {
 		log_msg("cannot create the PF: %s", strerror(-ret));
@@ -426,7 +433,8 @@ static int start_up(struct daemon *d, const struct options *opt)
 			strerror(-ret));
 		return ret;
 	}
-	ret = vhca_sysfs_mount(&d->fs, &pf, vhca_rundir_sys_path(d->rd),
+	ret = vhca_sysfs_mount(&d->fs, &pf, d->guests,
+			       vhca_rundir_sys_path(d->rd),
 			       &events);
 	if (ret)
 		return ret;
@@ -441,7 +449,8 @@ static int start_up(struct daemon *d, const struct options *opt)
 	ret = vhca_sysfs_start(d->fs);
 	if (ret)
 		return ret;
-	return vhca_mgmt_start(&d->mgmt, &pf, vhca_rundir_path(d->rd));
+	return vhca_mgmt_start(&d->mgmt, &pf, d->guests,
+			       vhca_rundir_path(d->rd));
 }
 
 /* Undoes whatever start_up() got done, in reverse. */
@@ -456,6 +465,7 @@ static void shut_down(struct daemon *d)
 	vhca_engine_stop();
 	if (d->pf_created)
 		vhca_pf_fini(&pf);
+	vhca_guests_destroy(d->guests);
 	if (d->rd)
 		vhca_rundir_close(d->rd);
 }

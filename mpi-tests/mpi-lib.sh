@@ -121,8 +121,12 @@ mpi_rank_prefix() {
 	RANK_PREFIX=()
 	mpi_config_uses_vhca "$config" || return 0
 	if [[ ${MPI_GUESTS:-1} == 1 ]]; then
+		# --net host: a rank reaches its local PMIx server over TCP
+		# loopback.  MPI_SHARE: where the ranks write (their
+		# filesystem is read-only otherwise).
 		RANK_PREFIX=("$MPI_BUILD/tools/vhca-guest" --vf "$vf"
-			--run-dir "$MPI_RUN_DIR" --)
+			--run-dir "$MPI_RUN_DIR" --net host
+			${MPI_SHARE:+--share "$MPI_SHARE"} --)
 	else
 		RANK_PREFIX=(-x "SYSFS_PATH=$MPI_RUN_DIR/sys"
 			-x "UCX_NET_DEVICES=vhca0_vf$vf:1"

@@ -67,6 +67,7 @@ MPI_RUN_DIR=$run_dir
 MPI_GUESTS=1
 MPI_TIMEOUT=600
 csv=$results/results.csv
+MPI_SHARE=$results	# the ranks write the CSV from their guests
 for config in ucx-rc tcp; do
 	echo "   $config: $(mpi_config_describe "$config")"
 	mpi_run "$config" 2 "$results/$config.log" \

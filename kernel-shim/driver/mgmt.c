@@ -17,13 +17,16 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <linux/capability.h>
 #include <linux/if_link.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <netlink/attr.h>
 #include <netlink/msg.h>
 
+#include "guests.h"
 #include "mgmt.h"
+#include "peer.h"
 
 #define log_msg(fmt, ...) fprintf(stderr, "vhcad: " fmt "\n", ##__VA_ARGS__)
 
@@ -34,6 +37,7 @@
 
 struct vhca_mgmt {
 	struct vhca_pf *pf;
+	struct vhca_guests *guests;
 	char path[PATH_MAX];
 	int listen_fd;
 	int stop_pipe[2];
@@ -243,17 +247,59 @@ static void send_ack(int fd, const struct nlmsghdr *req, int error)
 	}
 }
 
-static bool peer_is_root(int fd)
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77		/* Linux 6.5 */
+#endif
+
+/*
+ * The peer's pid, and whether it may manage the PF: rtnetlink asks
+ * CAP_NET_ADMIN of RTM_SETLINK (netlink_net_capable), in the initial
+ * user namespace here (vhcad's), so a root guest without capabilities is
+ * refused.  The pidfd the kernel took at connect() proves the pid still
+ * names that peer after /proc was read.
+ */
+static bool peer_privileged(int fd, pid_t *pid)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
+	int pidfd = -1;
+	bool ok;
 
-	return !getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) &&
-	       cred.uid == 0;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) ||
+	    cred.pid <= 0)
+		return false;
+	len = sizeof(pidfd);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len))
+		pidfd = -1;	/* older kernel: the pid alone */
+	*pid = cred.pid;
+	ok = cred.uid == 0 && vhca_peer_capable(cred.pid, CAP_NET_ADMIN);
+	if (pidfd >= 0) {
+		struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
+
+		if (poll(&pfd, 1, 0) != 0)
+			ok = false;	/* exited: the pid may name another */
+		close(pidfd);
+	}
+	return ok;
+}
+
+/* VHCA_MGMT_BIND_GUEST (include/vhca/mgmt.h) from @sender. */
+static int bind_guest(struct vhca_mgmt *m, const struct nlmsghdr *nlh,
+		      pid_t sender)
+{
+	struct vhca_mgmt_guest req;
+
+	if (nlh->nlmsg_len != NLMSG_LENGTH(sizeof(req)) ||
+	    !(nlh->nlmsg_flags & NLM_F_REQUEST))
+		return -EINVAL;
+	memcpy(&req, NLMSG_DATA(nlh), sizeof(req));
+	if (req.vf >= m->pf->total_vfs)
+		return -ENODEV;
+	return vhca_guests_bind(m->guests, req.vf, req.init_pid, sender);
 }
 
 static void handle_record(struct vhca_mgmt *m, int fd, unsigned char *buf,
-			  size_t len, bool root)
+			  size_t len, bool privileged, pid_t sender)
 {
 	struct nlmsghdr *nlh = (struct nlmsghdr *)buf;
 	int remaining = (int)len;
@@ -265,13 +311,23 @@ static void handle_record(struct vhca_mgmt *m, int fd, unsigned char *buf,
 		return;
 	}
 	for (; nlmsg_ok(nlh, remaining); nlh = nlmsg_next(nlh, &remaining)) {
-		int ret = root ? vhca_mgmt_handle(m->pf, nlh, nlh->nlmsg_len) :
-				 -EPERM;
+		int ret;
+
+		if (!privileged)
+			ret = -EPERM;
+		else if (nlh->nlmsg_type == VHCA_MGMT_BIND_GUEST)
+			ret = bind_guest(m, nlh, sender);
+		else
+			ret = vhca_mgmt_handle(m->pf, nlh, nlh->nlmsg_len);
 
 		if (ret)
 			log_msg("mgmt: request (type %u seq %u) refused: %s",
 				nlh->nlmsg_type, nlh->nlmsg_seq,
 				strerror(-ret));
+		else if (nlh->nlmsg_type == VHCA_MGMT_BIND_GUEST)
+			log_msg("mgmt: VF %u bound to the guest of pid %d",
+				((struct vhca_mgmt_guest *)NLMSG_DATA(nlh))->vf,
+				((struct vhca_mgmt_guest *)NLMSG_DATA(nlh))->init_pid);
 		else
 			log_msg("mgmt: request (seq %u) applied",
 				nlh->nlmsg_seq);
@@ -283,7 +339,8 @@ static void handle_record(struct vhca_mgmt *m, int fd, unsigned char *buf,
 /* Serves one connection until it closes or we are stopped. */
 static void serve_conn(struct vhca_mgmt *m, int fd)
 {
-	bool root = peer_is_root(fd);
+	pid_t sender = 0;
+	bool privileged = peer_privileged(fd, &sender);
 	unsigned char *buf = malloc(MGMT_RECORD_MAX);
 
 	if (!buf)
@@ -311,7 +368,7 @@ static void serve_conn(struct vhca_mgmt *m, int fd)
 			send_ack(fd, nlh, -EMSGSIZE);
 			continue;
 		}
-		handle_record(m, fd, buf, (size_t)n, root);
+		handle_record(m, fd, buf, (size_t)n, privileged, sender);
 	}
 	free(buf);
 }
@@ -345,7 +402,7 @@ static void *serve(void *arg)
 }
 
 int vhca_mgmt_start(struct vhca_mgmt **out, struct vhca_pf *pf,
-		    const char *run_dir)
+		    struct vhca_guests *guests, const char *run_dir)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	struct vhca_mgmt *m;
@@ -355,6 +412,7 @@ int vhca_mgmt_start(struct vhca_mgmt **out, struct vhca_pf *pf,
 	if (!m)
 		return -ENOMEM;
 	m->pf = pf;
+	m->guests = guests;
 	m->listen_fd = -1;
 	m->stop_pipe[0] = m->stop_pipe[1] = -1;
 	if ((size_t)snprintf(m->path, sizeof(m->path), "%s/" VHCA_MGMT_SOCK_NAME,

@@ -33,6 +33,7 @@
 
 #include "cmdq.h"
 #include "device/pf.h"
+#include "guests.h"
 #include "sysfs.h"
 #include "sysfs_nodes.h"
 
@@ -452,8 +453,9 @@ static void write_attribute(fuse_req_t req, struct vhca_sysfs *fs,
 	const struct node_type *type = sysfs_type_of(file->ref);
 	int ret;
 
-	if (!type->store)
-		ret = -EACCES;
+	if (!type->store || vhca_guests_contain(fs->guests,
+						fuse_req_ctx(req)->pid))
+		ret = -EACCES;	/* a guest provisions nothing */
 	else if (size > ATTR_WRITE_MAX)
 		ret = -EINVAL;
 	else
@@ -562,7 +564,7 @@ static const struct fuse_lowlevel_ops sysfs_ops = {
 /* ---- session lifetime ----------------------------------------------------------------- */
 
 int vhca_sysfs_mount(struct vhca_sysfs **out, struct vhca_pf *pf,
-		     const char *mountpoint,
+		     struct vhca_guests *guests, const char *mountpoint,
 		     const struct vhca_sysfs_events *events)
 {
 	char arg0[] = "vhcad", arg1[] = "-o",
@@ -575,6 +577,7 @@ int vhca_sysfs_mount(struct vhca_sysfs **out, struct vhca_pf *pf,
 	if (!fs)
 		return -ENOMEM;
 	fs->pf = pf;
+	fs->guests = guests;
 	fs->events = *events;
 	atomic_init(&fs->stopping, false);
 	clock_gettime(CLOCK_REALTIME, &fs->mount_time);

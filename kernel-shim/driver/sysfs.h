@@ -21,6 +21,7 @@
 
 struct vhca_pf;
 struct vhca_sysfs;
+struct vhca_guests;
 
 /* Relative to the mount point; rundir.c points DIR/ready at it. */
 #define VHCA_SYSFS_STATUS_PATH "module/vhca/status"
@@ -36,7 +37,7 @@ struct vhca_sysfs_events {
 
 /* Creates the session and mounts it; 0 or -errno (already logged). */
 int vhca_sysfs_mount(struct vhca_sysfs **out, struct vhca_pf *pf,
-		     const char *mountpoint,
+		     struct vhca_guests *guests, const char *mountpoint,
 		     const struct vhca_sysfs_events *events);
 
 /* Starts serving in a thread of its own (the thread runs the mt loop). */

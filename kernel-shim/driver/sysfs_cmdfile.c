@@ -13,6 +13,7 @@
 #include "cmd.h"
 #include "cmdq.h"
 #include "device/pf.h"
+#include "guests.h"
 #include "sysfs_nodes.h"
 
 /* A command or a release waiting for its turn (cmdq.h). */
@@ -111,6 +112,10 @@ void sysfs_open_cmd_file(fuse_req_t req, struct vhca_sysfs *fs,
 	pthread_rwlock_rdlock(&fs->pf->lock);
 	if (!sysfs_resolve(fs->pf, ref, &ctx)) {
 		err = ENOENT;
+	} else if (vhca_guests_check(fs->guests, ctx.dev->is_vf,
+				     ctx.dev->vf_index,
+				     fuse_req_ctx(req)->pid)) {
+		err = EACCES;	/* another guest's VF, or not our guest's */
 	} else {
 		errno = 0;
 		file->uctx = vhca_cmd_open(ctx.dev);
@@ -180,6 +185,15 @@ void sysfs_write_cmd_file(fuse_req_t req, struct cmd_file *file,
 	struct cmd_work *w;
 	ssize_t ret;
 
+	/*
+	 * Every command, not only the open: the fd may have been handed to
+	 * a process outside the guest that owns the VF (guests.h).
+	 */
+	if (vhca_guests_check(file->fs->guests, file->dev->is_vf,
+			      file->dev->vf_index, pid)) {
+		fuse_reply_err(req, EACCES);
+		return;
+	}
 	if (class == VHCA_CMD_CLASS_IMMEDIATE) {
 		ret = vhca_cmd_write(file->uctx, pid, buf, size);
 		if (ret < 0)

@@ -153,6 +153,7 @@ struct cmd_file {
 
 struct vhca_sysfs {
 	struct vhca_pf *pf;
+	struct vhca_guests *guests;	/* who may use which function */
 	struct fuse_session *se;
 	struct vhca_sysfs_events events;
 	struct timespec mount_time;

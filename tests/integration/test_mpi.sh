@@ -32,6 +32,7 @@ out_dir=$(mktemp -d /tmp/vhca-mpi-test.XXXXXX)
 # Remove it on exit too; (exit $status) hands vhca_cleanup the real status.
 trap 'status=$?; set +e; mpi_end_session; rm -rf "$out_dir"; (exit $status); vhca_cleanup' EXIT
 csv=$out_dir/results.csv
+MPI_SHARE=$out_dir	# the ranks write the CSV
 
 # Sizes 0 B .. 64 KiB: eager and rendezvous protocols of both UCX and ob1.
 SIZES=(--min-size 0 --max-size 64K)
