@@ -337,6 +337,13 @@ void vhca_requester_go_back(struct vhca_qp *qp, uint32_t psn)
 		for (uint32_t j = i + 1; j != qp->req.cur; j++) {
 			struct vhca_swqe *later = vhca_req_wqe(qp, j);
 
+			/*
+			 * One that failed locally was never sent and never
+			 * will be (it may have no opcode row at all): it
+			 * stays done, and completes in error in its turn.
+			 */
+			if (later->error)
+				continue;
 			later->sent = 0;
 			later->done = false;
 			later->resp_pkts = 0;

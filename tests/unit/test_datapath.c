@@ -1077,6 +1077,51 @@ static void test_retry_exceeded(void)
 	rc_pair_close(&p);
 }
 
+/*
+ * A retry goes back over a WQE that failed validation (found by
+ * tests/security/fuzz_datapath.c): it was "sent again" and, with an
+ * opcode that has no row, took vhcad down.  It stays failed: the WRITE
+ * before it exceeds its retries, then it is flushed.
+ */
+static void test_retry_over_failed(void)
+{
+	struct rc_pair p;
+	struct vhca_send_wqe w;
+	struct vhca_sge sge;
+	struct vhca_cqe c;
+
+	for (int bad = 0; bad < 2; bad++) {
+		rc_pair_open(&p, IBV_QPT_RC, 0, 1, 3);
+		/* One ACK first: the retry budget is loaded from then on. */
+		w = wqe(1, VHCA_WQE_RDMA_WRITE, 1);
+		w.rdma.remote_addr = (uintptr_t)(p.mem + HALF);
+		w.rdma.rkey = p.key;
+		sge = (struct vhca_sge){ (uintptr_t)p.mem, 32, p.key };
+		post_send(&p.a, &w, &sge, NULL);
+		CHECK(cq_wait(&p.cq_a, &c, 200) && c.status == IBV_WC_SUCCESS,
+		      "first WRITE: %u", c.status);
+		CHECK(to_state(&p.b, IBV_QPS_ERR) == 0, "peer falls silent");
+		w.wr_id = 2;
+		post_send(&p.a, &w, &sge, NULL);
+		/* no such opcode, or inline data far beyond max_inline */
+		w = wqe(3, bad ? 0x77 : VHCA_WQE_RDMA_WRITE, 0);
+		if (!bad) {
+			w.flags |= VHCA_WQE_INLINE;
+			w.inline_len = 100000;
+		}
+		post_send(&p.a, &w, NULL, NULL);
+		CHECK(cq_wait(&p.cq_a, &c, 500) &&
+			      c.status == IBV_WC_RETRY_EXC_ERR && c.wr_id == 2,
+		      "the WRITE exceeds its retries: %u (wr %llu)", c.status,
+		      (unsigned long long)c.wr_id);
+		CHECK(cq_wait(&p.cq_a, &c, 200) && c.wr_id == 3 &&
+			      c.status != IBV_WC_SUCCESS,
+		      "the failed WQE completes in error: %u (wr %llu)",
+		      c.status, (unsigned long long)c.wr_id);
+		rc_pair_close(&p);
+	}
+}
+
 static void test_flush(void)
 {
 	struct rc_pair p;
@@ -1502,6 +1547,7 @@ int main(void)
 	test_rc_errors();
 	test_rnr();
 	test_retry_exceeded();
+	test_retry_over_failed();
 	test_flush();
 	test_ud();
 	test_scribbler();
