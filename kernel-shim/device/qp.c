@@ -638,6 +638,14 @@ static int modify_locked(struct vhca_qp *qp,
 		return 0;
 	}
 	apply_attrs(qp, c, mask);
+	if (next == IBV_QPS_RTS && cur != IBV_QPS_RTS && cur != IBV_QPS_SQD) {
+		/*
+		 * The retry budgets of what this very request set: the
+		 * RTR -> RTS modify is where retry_cnt and rnr_retry come.
+		 */
+		qp->req.retry_left = qp->attr.retry_cnt;
+		qp->req.rnr_left = qp->attr.rnr_retry;
+	}
 	if (next == IBV_QPS_RTR && cur != IBV_QPS_RTR)
 		vhca_responder_reset(qp);
 	qp->state = next;

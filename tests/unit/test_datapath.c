@@ -825,16 +825,19 @@ struct rc_pair {
 
 #define HALF (32 * 1024)
 
-static void rc_pair_open(struct rc_pair *p, uint8_t type, uint8_t rnr_retry,
-			 uint8_t timeout, uint8_t retry_cnt)
+static void rc_pair_open_rnr(struct rc_pair *p, uint8_t type,
+			     uint8_t rnr_retry, uint8_t min_rnr_timer,
+			     uint8_t timeout, uint8_t retry_cnt)
 {
 	guest_open(&p->gu);
 	cq_create(&p->gu, &p->cq_a, 64);
 	cq_create(&p->gu, &p->cq_b, 64);
 	qp_create(&p->gu, &p->a, type, &p->cq_a);
 	qp_create(&p->gu, &p->b, type, &p->cq_b);
-	connect_qp(&p->a, type, p->b.qpn, rnr_retry, 1, timeout, retry_cnt);
-	connect_qp(&p->b, type, p->a.qpn, rnr_retry, 1, timeout, retry_cnt);
+	connect_qp(&p->a, type, p->b.qpn, rnr_retry, min_rnr_timer, timeout,
+		   retry_cnt);
+	connect_qp(&p->b, type, p->a.qpn, rnr_retry, min_rnr_timer, timeout,
+		   retry_cnt);
 	p->mem = aligned_alloc(4096, 2 * HALF);
 	memset(p->mem, 0, 2 * HALF);
 	p->key = reg_mr(&p->gu, p->mem, 2 * HALF,
@@ -843,6 +846,12 @@ static void rc_pair_open(struct rc_pair *p, uint8_t type, uint8_t rnr_retry,
 				IB_UVERBS_ACCESS_REMOTE_READ |
 				IB_UVERBS_ACCESS_REMOTE_ATOMIC)
 			 .lkey;
+}
+
+static void rc_pair_open(struct rc_pair *p, uint8_t type, uint8_t rnr_retry,
+			 uint8_t timeout, uint8_t retry_cnt)
+{
+	rc_pair_open_rnr(p, type, rnr_retry, 1, timeout, retry_cnt);
 }
 
 static void rc_pair_close(struct rc_pair *p)
@@ -1037,6 +1046,23 @@ static void test_rnr(void)
 	CHECK(cq_wait(&p.cq_a, &c, 200) && c.status == IBV_WC_SUCCESS,
 	      "RNR retry succeeds: %u", c.status);
 	CHECK(cq_wait(&p.cq_b, &c, 200) && c.byte_len == 32, "received");
+	rc_pair_close(&p);
+
+	/*
+	 * rnr_retry 2 set by the RTR -> RTS modify counts from the first
+	 * WQE: its first RNR NAK waits the responder's 10.24 ms, and a
+	 * receive posted meanwhile lets the retry through.
+	 */
+	rc_pair_open_rnr(&p, IBV_QPT_RC, 2, 20, 14, 7);
+	w = wqe(1, VHCA_WQE_SEND, 1);
+	sge = (struct vhca_sge){ (uintptr_t)p.mem, 32, p.key };
+	post_send(&p.a, &w, &sge, NULL);
+	run_engine_ms(3);
+	CHECK(!cq_peek(&p.cq_a, &c),
+	      "the first RNR NAK does not exhaust rnr_retry 2: %u", c.status);
+	post_recv(&p.b, 9, p.mem + HALF, 64, p.key);
+	CHECK(cq_wait(&p.cq_a, &c, 500) && c.status == IBV_WC_SUCCESS,
+	      "the RNR retry succeeds: %u", c.status);
 	rc_pair_close(&p);
 
 	/* rnr_retry 2: exhausted after 3 tries; the next WQE flushes. */
