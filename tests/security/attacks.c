@@ -6,7 +6,10 @@
  *
  *   attacks bystander DEV_A DEV_B SECONDS MAX_MS
  *       an RC ping-pong between two VFs for SECONDS; fails if it stops,
- *       errs, or one round trip takes longer than MAX_MS; prints its
+ *       errs, a message arrives changed, the unused rest of its buffers
+ *       (registered with every remote right) changes, or one round trip
+ *       takes longer than MAX_MS; prints its endpoints ("targets
+ *       LID:QPN:RKEY:ADDR ...", for the fuzzers to aim at) and its
  *       latency percentiles ("p50 N us")
  *   attacks daemon_death DEV
  *       waits in ibv_get_cq_event, ibv_get_async_event and a poll loop
@@ -153,30 +156,82 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* What round trip @n carries from side @side ('x' or 'y'). */
+static void message(uint8_t *buf, uint64_t n, char side)
+{
+	for (int i = 0; i < 64; i++)
+		buf[i] = (uint8_t)(n * 131 + (uint64_t)i * 7 + (uint8_t)side);
+}
+
+/* @buf holds what round trip @n sends from @side; says so if not. */
+static bool arrived(const uint8_t *buf, uint64_t n, char side,
+		    const char *what)
+{
+	uint8_t expect[64];
+
+	message(expect, n, side);
+	if (!memcmp(buf, expect, sizeof(expect)))
+		return true;
+	printf("bystander: round trip %" PRIu64 ": the %s arrived changed\n",
+	       n, what);
+	return false;
+}
+
+/* The rest of each buffer is registered with every remote right, unused. */
+static void guard_fill(uint8_t *buf, char side)
+{
+	for (int i = 64; i < 4096; i++)
+		buf[i] = (uint8_t)(i * 13 + (uint8_t)side);
+}
+
+static bool guard_intact(const uint8_t *buf, char side)
+{
+	for (int i = 64; i < 4096; i++)
+		if (buf[i] != (uint8_t)(i * 13 + (uint8_t)side))
+			return false;
+	return true;
+}
+
 static int bystander(const char *a, const char *b, int seconds, int max_ms)
 {
 	static uint64_t rtt[1 << 20];
 	uint64_t end, n = 0, worst = 0;
+	struct ep_info ix, iy;
 	struct pair p;
 
 	pair_open(&p, a, b, 4096);
+	guard_fill(p.xbuf, 'x');
+	guard_fill(p.ybuf, 'y');
+	/* Where an attacker would aim (the fuzzers do): LID:QPN:RKEY:ADDR. */
+	ix = rc_ep_info(&p.x);
+	iy = rc_ep_info(&p.y);
+	printf("bystander: targets %u:%u:%u:%" PRIu64 " %u:%u:%u:%" PRIu64 "\n",
+	       ix.lid, ix.qpn, ix.rkey, ix.addr, iy.lid, iy.qpn, iy.rkey,
+	       iy.addr);
 	printf("bystander: running\n");
 	end = now_us() + (uint64_t)seconds * 1000000;
 	while (now_us() < end) {
 		uint64_t t0 = now_us(), t;
 
 		/* y answers x: x sends, y receives and sends back. */
+		message(p.xbuf, n, 'x');
 		if (post_recv(&p.y, 1, 64) || post_recv(&p.x, 2, 64) ||
 		    post_send(&p.x, 3, 64))
 			die("bystander: post: %s", strerror(errno));
 		if (!wait_ok(&p.y, max_ms, "bystander: receive") ||
-		    post_send(&p.y, 4, 64) ||
+		    !arrived(p.ybuf, n, 'x', "message"))
+			goto failed;
+		message(p.ybuf, n, 'y');
+		if (post_send(&p.y, 4, 64) ||
 		    !wait_ok(&p.x, max_ms, "bystander: send") ||
 		    !wait_ok(&p.y, max_ms, "bystander: answer sent") ||
-		    !wait_ok(&p.x, max_ms, "bystander: answer")) {
-			printf("bystander: FAILED after %" PRIu64
-			       " round trips\n", n);
-			return 1;
+		    !wait_ok(&p.x, max_ms, "bystander: answer") ||
+		    !arrived(p.xbuf, n, 'y', "answer"))
+			goto failed;
+		if (!guard_intact(p.xbuf, 'x') || !guard_intact(p.ybuf, 'y')) {
+			printf("bystander: round trip %" PRIu64
+			       ": memory it never uses was written\n", n);
+			goto failed;
 		}
 		t = now_us() - t0;
 		if (t > worst)
@@ -192,6 +247,9 @@ static int bystander(const char *a, const char *b, int seconds, int max_ms)
 	       " us, p99 %" PRIu64 " us, max %" PRIu64 " us\n",
 	       n, n ? rtt[n / 2] : 0, n ? rtt[n * 99 / 100] : 0, worst);
 	return !n || worst > (uint64_t)max_ms * 1000;
+failed:
+	printf("bystander: FAILED after %" PRIu64 " round trips\n", n);
+	return 1;
 }
 
 /* ---- the daemon dies --------------------------------------------------- */

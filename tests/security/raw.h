@@ -161,19 +161,41 @@ static inline int raw_context(struct raw_ctx *c, const char *dev,
 	return ret;
 }
 
-static inline int raw_reg_mr(struct raw_ctx *c, void *addr, size_t len,
-			     uint32_t access, uint32_t *lkey)
+/* An MR in PD @pd; its key (lkey == rkey) and handle. */
+static inline int raw_reg_mr_ex(struct raw_ctx *c, uint32_t pd, void *addr,
+				size_t len, uint32_t access, uint32_t *key,
+				uint32_t *handle)
 {
 	struct ib_uverbs_reg_mr_resp resp = { 0 };
 	struct ib_uverbs_reg_mr core = {
 		.response = (uintptr_t)&resp, .start = (uintptr_t)addr,
-		.length = len, .hca_va = (uintptr_t)addr, .pd_handle = c->pd,
+		.length = len, .hca_va = (uintptr_t)addr, .pd_handle = pd,
 		.access_flags = access,
 	};
 	int ret = raw_cmd(c->fd, IB_USER_VERBS_CMD_REG_MR, &core, sizeof(core),
 			  NULL, 0, sizeof(resp));
 
-	*lkey = resp.lkey;
+	*key = resp.lkey;
+	if (handle)
+		*handle = resp.mr_handle;
+	return ret;
+}
+
+static inline int raw_reg_mr(struct raw_ctx *c, void *addr, size_t len,
+			     uint32_t access, uint32_t *lkey)
+{
+	return raw_reg_mr_ex(c, c->pd, addr, len, access, lkey, NULL);
+}
+
+/* Another PD of the context. */
+static inline int raw_alloc_pd(struct raw_ctx *c, uint32_t *pd)
+{
+	struct ib_uverbs_alloc_pd_resp resp = { 0 };
+	struct ib_uverbs_alloc_pd core = { .response = (uintptr_t)&resp };
+	int ret = raw_cmd(c->fd, IB_USER_VERBS_CMD_ALLOC_PD, &core,
+			  sizeof(core), NULL, 0, sizeof(resp));
+
+	*pd = resp.pd_handle;
 	return ret;
 }
 
@@ -184,34 +206,104 @@ struct raw_cq {
 	uint32_t count, consumer;
 };
 
-static inline int raw_cq(struct raw_ctx *c, struct raw_cq *cq, uint32_t count)
+/*
+ * A CQ of @count entries (ring, then its doorbell record on a page of its
+ * own), tagged @user_handle in its async events, on completion channel
+ * @channel (-1: none).
+ */
+/*
+ * The memfd (mapped at *@map) and udata of a CQ ring of @count entries,
+ * its doorbell record on a page of its own after it.
+ */
+static inline int raw_cq_mem(uint32_t count, struct vhca_create_cq_cmd *u,
+			     void **map)
+{
+	*u = (struct vhca_create_cq_cmd){
+		.cqe_count = count,
+		.buf_size = (uint64_t)count * 64 + VHCA_PAGE_SIZE,
+		.db_offset = (uint64_t)count * 64,
+	};
+	u->buf_fd = raw_memfd(u->buf_size, map);
+	return u->buf_fd < 0 ? errno : 0;
+}
+
+static inline int raw_cq_ex(struct raw_ctx *c, struct raw_cq *cq,
+			    uint32_t count, uint64_t user_handle, int channel)
 {
 	struct {
 		struct ib_uverbs_create_cq_resp core;
 		struct vhca_create_cq_resp udata;
 	} resp;
 	struct ib_uverbs_create_cq core = {
-		.response = (uintptr_t)&resp, .cqe = count - 1,
-		.comp_channel = -1,
+		.response = (uintptr_t)&resp, .user_handle = user_handle,
+		.cqe = count - 1, .comp_channel = channel,
 	};
-	struct vhca_create_cq_cmd u = {
-		.cqe_count = count,
-		.buf_size = (uint64_t)count * 64 + VHCA_PAGE_SIZE,
-		.db_offset = (uint64_t)count * 64,
-	};
+	struct vhca_create_cq_cmd u;
 	void *map;
-	int ret;
+	int ret = raw_cq_mem(count, &u, &map);
 
-	u.buf_fd = raw_memfd(u.buf_size, &map);
-	if (u.buf_fd < 0)
-		return errno;
+	if (ret)
+		return ret;
 	ret = raw_cmd(c->fd, IB_USER_VERBS_CMD_CREATE_CQ, &core, sizeof(core),
 		      &u, sizeof(u), sizeof(resp));
 	close(u.buf_fd);
 	*cq = (struct raw_cq){ .handle = resp.core.cq_handle, .ring = map,
 			       .db = (struct vhca_cq_db *)((uint8_t *)map +
-							   (size_t)count * 64),
+							   u.db_offset),
 			       .count = count };
+	return ret;
+}
+
+static inline int raw_cq(struct raw_ctx *c, struct raw_cq *cq, uint32_t count)
+{
+	return raw_cq_ex(c, cq, count, 0, -1);
+}
+
+/*
+ * An SRQ of @count slots of @stride bytes, its doorbell on a page after;
+ * its async events name @user_handle.
+ */
+struct raw_srq {
+	uint32_t handle, srqn;
+	uint8_t *ring;
+	struct vhca_srq_db *db;
+	uint32_t count, stride;
+	uint64_t size;
+};
+
+static inline int raw_srq(struct raw_ctx *c, struct raw_srq *srq,
+			  uint32_t count, uint32_t stride, uint64_t user_handle)
+{
+	struct {
+		struct ib_uverbs_create_srq_resp core;
+		struct vhca_create_srq_resp udata;
+	} resp = { 0 };
+	struct ib_uverbs_create_srq core = {
+		.response = (uintptr_t)&resp, .user_handle = user_handle,
+		.pd_handle = c->pd, .max_wr = count, .max_sge = 1,
+	};
+	struct vhca_create_srq_cmd u = {
+		.wqe_count = count, .stride = stride,
+		.db_offset = (uint64_t)count * stride,
+	};
+	void *map;
+	int ret;
+
+	u.buf_size = u.db_offset + VHCA_PAGE_SIZE;
+	u.buf_fd = raw_memfd(u.buf_size, &map);
+	if (u.buf_fd < 0)
+		return errno;
+	ret = raw_cmd(c->fd, IB_USER_VERBS_CMD_CREATE_SRQ, &core, sizeof(core),
+		      &u, sizeof(u), sizeof(resp));
+	close(u.buf_fd);
+	*srq = (struct raw_srq){
+		.handle = resp.core.srq_handle, .srqn = resp.core.srqn,
+		.ring = map,
+		.db = (struct vhca_srq_db *)((uint8_t *)map + u.db_offset),
+		.count = count, .stride = stride, .size = u.buf_size,
+	};
+	if (ret)
+		munmap(map, u.buf_size);
 	return ret;
 }
 
@@ -224,29 +316,42 @@ struct raw_qp {
 };
 
 /*
- * An RC/UC/UD QP with @sq_count slots of @sq_stride bytes and as many
- * receive slots of 256 bytes (16 SGEs), in one memfd of its own.
+ * An RC/UC/UD QP with @sq_count slots of @sq_stride bytes and @rq_count
+ * receive slots of 256 bytes (15 SGEs), in one memfd of its own (the
+ * doorbell record on the last page); with @srq (not NULL) it takes its
+ * receives from that SRQ and has no RQ.  Sends and receives complete on
+ * @scq and @rcq; its async events name @user_handle.
  */
-static inline int raw_qp(struct raw_ctx *c, struct raw_qp *qp, uint8_t type,
-			 struct raw_cq *cq, uint32_t sq_count,
-			 uint32_t sq_stride)
+static inline int raw_qp_ex(struct raw_ctx *c, struct raw_qp *qp,
+			    uint8_t type, struct raw_cq *scq,
+			    struct raw_cq *rcq, const struct raw_srq *srq,
+			    uint32_t sq_count, uint32_t sq_stride,
+			    uint32_t rq_count, uint64_t user_handle)
 {
 	struct {
 		struct ib_uverbs_create_qp_resp core;
 		struct vhca_create_qp_resp udata;
 	} resp;
 	struct ib_uverbs_create_qp core = {
-		.response = (uintptr_t)&resp, .pd_handle = c->pd,
-		.send_cq_handle = cq->handle, .recv_cq_handle = cq->handle,
-		.max_send_wr = sq_count, .max_recv_wr = sq_count,
+		.response = (uintptr_t)&resp, .user_handle = user_handle,
+		.pd_handle = c->pd,
+		.send_cq_handle = scq->handle, .recv_cq_handle = rcq->handle,
+		.srq_handle = srq ? srq->handle : 0, .is_srq = srq != NULL,
+		.max_send_wr = sq_count, .max_recv_wr = srq ? 0 : rq_count,
 		.max_send_sge = 1, .max_recv_sge = 1, .qp_type = type,
 	};
-	uint64_t sq_bytes = (uint64_t)sq_count * sq_stride;
+	/* Rings start on pages of their own (docs/prm.md). */
+	uint64_t sq_bytes = ((uint64_t)sq_count * sq_stride + VHCA_PAGE_SIZE -
+			     1) & ~(uint64_t)(VHCA_PAGE_SIZE - 1);
+	uint64_t rq_bytes = srq ? 0 :
+			    ((uint64_t)rq_count * 256 + VHCA_PAGE_SIZE - 1) &
+				    ~(uint64_t)(VHCA_PAGE_SIZE - 1);
 	struct vhca_create_qp_cmd u = {
 		.sq_offset = 0, .sq_wqe_count = sq_count,
 		.sq_stride = sq_stride, .rq_offset = sq_bytes,
-		.rq_wqe_count = sq_count, .rq_stride = 256,
-		.db_offset = sq_bytes + (uint64_t)sq_count * 256,
+		.rq_wqe_count = srq ? 0 : rq_count,
+		.rq_stride = srq ? 0 : 256,
+		.db_offset = sq_bytes + rq_bytes,
 	};
 	void *map;
 	int ret;
@@ -260,14 +365,52 @@ static inline int raw_qp(struct raw_ctx *c, struct raw_qp *qp, uint8_t type,
 	close(u.buf_fd);
 	*qp = (struct raw_qp){
 		.handle = resp.core.qp_handle, .qpn = resp.core.qpn,
-		.sq = map, .rq = (uint8_t *)map + sq_bytes,
+		.sq = map, .rq = srq ? NULL : (uint8_t *)map + sq_bytes,
 		.db = (struct vhca_qp_db *)((uint8_t *)map + u.db_offset),
 		.sq_count = sq_count, .sq_stride = sq_stride,
-		.rq_count = sq_count, .rq_stride = 256, .size = u.buf_size,
+		.rq_count = srq ? 0 : rq_count, .rq_stride = srq ? 0 : 256,
+		.size = u.buf_size,
 	};
 	if (ret)
 		munmap(map, u.buf_size);
 	return ret;
+}
+
+static inline int raw_qp(struct raw_ctx *c, struct raw_qp *qp, uint8_t type,
+			 struct raw_cq *cq, uint32_t sq_count,
+			 uint32_t sq_stride)
+{
+	return raw_qp_ex(c, qp, type, cq, cq, NULL, sq_count, sq_stride,
+			 sq_count, 0);
+}
+
+/*
+ * DESTROY_QP, DESTROY_CQ or DESTROY_SRQ (@command) of @handle: 0 or the
+ * errno.  The three share their layout: response pointer, then handle.
+ */
+static inline int raw_destroy(struct raw_ctx *c, uint32_t command,
+			      uint32_t handle)
+{
+	struct ib_uverbs_destroy_cq_resp resp;	/* the largest answer */
+	struct ib_uverbs_destroy_cq core = { .response = (uintptr_t)&resp,
+					     .cq_handle = handle };
+	size_t out = command == IB_USER_VERBS_CMD_DESTROY_CQ ?
+			     sizeof(resp) :
+			     sizeof(struct ib_uverbs_destroy_qp_resp);
+
+	_Static_assert(sizeof(struct ib_uverbs_destroy_qp) == sizeof(core) &&
+			       sizeof(struct ib_uverbs_destroy_srq) ==
+				       sizeof(core),
+		       "one layout");
+	return raw_cmd(c->fd, command, &core, sizeof(core), NULL, 0, out);
+}
+
+static inline int raw_dereg_mr(struct raw_ctx *c, uint32_t handle)
+{
+	struct ib_uverbs_dereg_mr core = { .mr_handle = handle };
+
+	return raw_cmd(c->fd, IB_USER_VERBS_CMD_DEREG_MR, &core, sizeof(core),
+		       NULL, 0, 0);
 }
 
 /* RESET -> INIT -> RTR -> RTS towards (@dlid, @dqpn); UD needs neither. */
