@@ -5,7 +5,12 @@
  *
  *   vhcad [--run-dir DIR] [--num-vfs N] [--total-vfs N] [--foreground]
  *         [--engine P] [--engine-threads N] [--engine-rt N]
+ *   vhcad [--run-dir DIR] --vm-guest [--foreground]
  *   vhcad [--run-dir DIR] --stop
+ *
+ * --vm-guest runs the driver half alone, inside a VM that owns a VF
+ * (kernel-shim/guest/): the same sysfs view and command files, the device
+ * on the other side of the VF's PCI function.
  *
  * Start-up: own the run dir (rundir.c), create the PF and N VFs (pf.c),
  * mount and serve the sysfs view (sysfs.c), then publish DIR/ready.
@@ -32,8 +37,11 @@
 
 #include "device/engine.h"
 #include "device/limits.h"
+#include "driver/context.h"
 #include "driver/guests.h"
 #include "driver/mgmt.h"
+#include "driver/vm_attach.h"
+#include "guest/guest.h"
 #include "device/pf.h"
 #include "driver/rundir.h"
 #include "driver/sysfs.h"
@@ -53,6 +61,7 @@ struct options {
 	bool total_vfs_given;
 	bool foreground;
 	bool stop;
+	bool vm_guest;			/* --vm-guest: the driver in a VM */
 	enum vhca_engine_policy engine;	/* --engine, default adaptive */
 	int engine_rt_priority;		/* --engine-rt N: SCHED_FIFO */
 	unsigned int engine_threads;	/* --engine-threads N, 0: by CPUs */
@@ -65,6 +74,7 @@ struct daemon {
 	struct vhca_sysfs *fs;
 	struct vhca_mgmt *mgmt;		/* DIR/mgmt.sock (mgmt.h) */
 	struct vhca_guests *guests;	/* VFs bound to guests (guests.h) */
+	struct vhca_vms *vms;		/* VFs attached to VMs (vm_attach.h) */
 	bool pf_created;
 	bool detached;
 	pthread_t main_thread;
@@ -89,6 +99,7 @@ static void usage(FILE *out)
 		"  --total-vfs N   sriov_totalvfs, 0..%d (default %d)\n"
 		"  --foreground    do not detach; log to stderr\n"
 		"  --stop          stop the daemon that owns DIR and wait until it has exited\n"
+		"  --vm-guest      inside a VM that owns a VF: serve that VF (docs/vm.md)\n"
 		"  --engine P      data-path engine: adaptive (default), poll, event\n"
 		"  --engine-threads N  engine threads (default: one per CPU, up to 4)\n"
 		"  --queue-memory MIB  queue memory each function may map at most\n"
@@ -138,9 +149,12 @@ static int option_error(const char *fmt, const char *what)
 static int check_options(struct options *opt)
 {
 	if (opt->stop && (opt->num_vfs_given || opt->total_vfs_given ||
-			  opt->foreground))
+			  opt->foreground || opt->vm_guest))
 		return option_error("%s takes no option but --run-dir",
 				    "--stop");
+	if (opt->vm_guest && (opt->num_vfs_given || opt->total_vfs_given))
+		return option_error("%s: the VM has the VF it was given",
+				    "--vm-guest");
 	if (opt->num_vfs > opt->total_vfs) {
 		fprintf(stderr, "vhcad: --num-vfs %u exceeds the %u total VFs\n",
 			opt->num_vfs, opt->total_vfs);
@@ -154,7 +168,7 @@ static int parse_args(int argc, char **argv, struct options *opt)
 {
 	enum { OPT_RUN_DIR = 256, OPT_NUM_VFS, OPT_TOTAL_VFS, OPT_FOREGROUND,
 	       OPT_STOP, OPT_ENGINE, OPT_ENGINE_RT, OPT_ENGINE_THREADS,
-	       OPT_QUEUE_MEMORY, OPT_MAX_CONTEXTS };
+	       OPT_QUEUE_MEMORY, OPT_MAX_CONTEXTS, OPT_VM_GUEST };
 	static const struct option long_options[] = {
 		{ "run-dir", required_argument, NULL, OPT_RUN_DIR },
 		{ "num-vfs", required_argument, NULL, OPT_NUM_VFS },
@@ -167,6 +181,7 @@ static int parse_args(int argc, char **argv, struct options *opt)
 		  OPT_ENGINE_THREADS },
 		{ "queue-memory", required_argument, NULL, OPT_QUEUE_MEMORY },
 		{ "max-contexts", required_argument, NULL, OPT_MAX_CONTEXTS },
+		{ "vm-guest", no_argument, NULL, OPT_VM_GUEST },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -200,6 +215,9 @@ static int parse_args(int argc, char **argv, struct options *opt)
 			break;
 		case OPT_STOP:
 			opt->stop = true;
+			break;
+		case OPT_VM_GUEST:
+			opt->vm_guest = true;
 			break;
 		case OPT_ENGINE:
 			if (vhca_engine_parse_policy(optarg, &opt->engine))
@@ -397,6 +415,8 @@ static int start_up(struct daemon *d, const struct options *opt)
 		.claim_uverbs = vhca_rundir_claim_uverbs,
 		.release_uverbs = vhca_rundir_release_uverbs,
 		.dev_changed = on_dev_changed,
+		/* vhcad's own driver runs its functions' commands in-process */
+		.sink = &vhca_ucontext_sink,
 	};
 	int ret;
 
@@ -416,6 +436,17 @@ static int start_up(struct daemon *d, const struct options *opt)
 	if (!d->guests) {
 		log_msg("cannot set up guest bindings: %s", strerror(errno));
 		return -ENOMEM;
+	}
+	if (opt->vm_guest) {
+		/* The device is the VF's, across its PCI function. */
+		hooks.sink = NULL;
+		ret = vhca_guest_start(&pf, &hooks);
+		if (ret)
+			return ret;
+		d->pf_created = true;
+		ret = vhca_sysfs_mount(&d->fs, &pf, d->guests,
+				       vhca_rundir_sys_path(d->rd), &events);
+		return ret ? ret : vhca_sysfs_start(d->fs);
 	}
 	ret = vhca_pf_init(&pf, vhca_default_guid_base(), &hooks);
 	if (ret) {
@@ -447,9 +478,12 @@ static int start_up(struct daemon *d, const struct options *opt)
 	if (ret)
 		return ret;
 	ret = vhca_sysfs_start(d->fs);
+	if (!ret)
+		ret = vhca_vms_create(&d->vms, &pf, d->guests,
+				      vhca_rundir_path(d->rd));
 	if (ret)
 		return ret;
-	return vhca_mgmt_start(&d->mgmt, &pf, d->guests,
+	return vhca_mgmt_start(&d->mgmt, &pf, d->guests, d->vms,
 			       vhca_rundir_path(d->rd));
 }
 
@@ -460,10 +494,14 @@ static void shut_down(struct daemon *d)
 	if (d->rd)
 		vhca_rundir_clear_ready(d->rd);
 	vhca_mgmt_stop(d->mgmt);
+	/* VMs first: their BARs say the device is gone, their contexts go. */
+	vhca_vms_destroy(d->vms);
 	if (d->fs)
 		vhca_sysfs_unmount(d->fs);
 	vhca_engine_stop();
-	if (d->pf_created)
+	if (d->pf_created && pf.pf_hidden)
+		vhca_guest_stop(&pf);
+	else if (d->pf_created)
 		vhca_pf_fini(&pf);
 	vhca_guests_destroy(d->guests);
 	if (d->rd)

@@ -64,12 +64,27 @@ struct vhca_alloc_ucontext_cmd {
 };
 
 /* udata of the GET_CONTEXT response (device -> provider) */
+/* The context is a VM's (docs/vm.md): see vhca_alloc_ucontext_resp. */
+#define VHCA_CTX_RESP_VM 0x1
+
 struct vhca_alloc_ucontext_resp {
 	__u32 abi_version;
 	__u32 max_inline_data;
 	__u32 max_send_sge;
 	__u32 max_recv_sge;
 	__u64 reserved[3];
+	/*
+	 * With VHCA_CTX_RESP_VM the provider pins what it registers
+	 * (mlock(), as the kernel's umem would) and wakes the device with
+	 * one MMIO write instead of the eventfd: the 32-bit register at
+	 * @doorbell_offset of the first page of the file @doorbell_path
+	 * (the VF's BAR0), written with @doorbell_value.
+	 */
+	__u32 flags;
+	__u32 doorbell_offset;
+	__u32 doorbell_value;
+	__u32 reserved2;
+	char doorbell_path[96];
 };
 
 /*

@@ -43,4 +43,22 @@ struct vhca_mgmt_guest {
 	__s32 init_pid;		/* in the sender's PID namespace */
 };
 
+/*
+ * vhca-vm attaches a VF to the virtual machine it is about to start
+ * (docs/vm.md).  The request carries the VM's RAM, a memfd of exactly
+ * ram_size bytes (sealed against growing and shrinking), in SCM_RIGHTS:
+ * guest-physical address = offset in that file (RAM of at most 3 GiB, all
+ * below the PCI hole).  On ack 0 vhcad serves the VF's ivshmem server
+ * socket DIR/vm/vhca0_vfN.sock, which QEMU connects to as the VF's PCI
+ * device.  The sender owns the VF (its lock, tools/common/vf.h).
+ * Answered with NLMSG_ERROR.
+ */
+#define VHCA_MGMT_ATTACH_VM 0x3f11
+
+struct vhca_mgmt_vm {
+	__u32 vf;		/* VF number of the PF */
+	__u32 flags;		/* none defined: 0 */
+	__u64 ram_size;		/* bytes of guest RAM in the memfd */
+};
+
 #endif /* VHCA_MGMT_WIRE_H */

@@ -108,11 +108,8 @@ void vhca_cq_free(struct vhca_cq *cq)
 {
 	struct vhca_dctx *dctx = cq->dctx;
 
-	if (cq->handle != VHCA_NO_HANDLE) {
+	if (cq->handle != VHCA_NO_HANDLE)
 		vhca_obj_erase(dctx, cq->handle);
-		if (dctx->sink->cq_gone)
-			dctx->sink->cq_gone(dctx->sink_arg, cq);
-	}
 	if (cq->charged) {
 		vhca_dctx_uncharge_queue(dctx, cq->qmem.size);
 		vhca_stats_release(&dctx->dev->stats.cqs);
@@ -121,8 +118,7 @@ void vhca_cq_free(struct vhca_cq *cq)
 	free(cq);
 }
 
-int vhca_cq_destroy(struct vhca_dctx *dctx, uint32_t handle,
-		    struct ib_uverbs_destroy_cq_resp *resp)
+int vhca_cq_destroy(struct vhca_dctx *dctx, uint32_t handle)
 {
 	struct vhca_cq *cq;
 	int ret = 0;
@@ -134,15 +130,6 @@ int vhca_cq_destroy(struct vhca_dctx *dctx, uint32_t handle,
 	} else if (cq->num_qps) {
 		ret = -EBUSY;
 	} else {
-		/*
-		 * Like the kernel, report the events the application has
-		 * read: libibverbs waits until it has acked exactly that
-		 * many.  The sink brings the counters up to date.
-		 */
-		if (dctx->sink->cq_gone)
-			dctx->sink->cq_gone(dctx->sink_arg, cq);
-		resp->comp_events_reported = cq->comp_events_read;
-		resp->async_events_reported = cq->async_events_read;
 		vhca_obj_erase(dctx, cq->handle);
 		cq->handle = VHCA_NO_HANDLE;
 		vhca_cq_free(cq);
@@ -249,8 +236,8 @@ static void report_overrun(struct vhca_cq *cq)
 	struct vhca_dctx *dctx = cq->dctx;
 
 	cq->error = true;
-	dctx->sink->async(dctx->sink_arg, cq->user_handle, IBV_EVENT_CQ_ERR,
-			  &cq->async_events_read);
+	dctx->sink->async(dctx, cq->handle, cq->user_handle,
+			  IBV_EVENT_CQ_ERR);
 }
 
 /* ARM_NEXT fires on any CQE, ARM_SOLICITED on solicited or error ones. */
@@ -267,7 +254,7 @@ static void maybe_notify(struct vhca_cq *cq, bool solicited, bool error)
 	atomic_thread_fence(memory_order_seq_cst);
 	state = atomic_load_explicit(arm, memory_order_acquire);
 
-	if (state == VHCA_CQ_DISARMED || !cq->channel)
+	if (state == VHCA_CQ_DISARMED || cq->channel == VHCA_DEVCMD_NO_CHANNEL)
 		return;
 	if (state != VHCA_CQ_ARM_NEXT && !solicited && !error)
 		return;
@@ -276,8 +263,8 @@ static void maybe_notify(struct vhca_cq *cq, bool solicited, bool error)
 					 memory_order_acq_rel);
 	if (state != VHCA_CQ_ARM_NEXT && state != VHCA_CQ_ARM_SOLICITED)
 		return;	/* raced with the guest, or garbage: not armed */
-	if (!cq->dctx->sink->comp(cq->dctx->sink_arg, cq))
-		cq->comp_events++;
+	cq->dctx->sink->comp(cq->dctx, cq->handle, cq->channel,
+			     cq->user_handle);
 }
 
 int vhca_cq_push(struct vhca_cq *cq, const struct vhca_cqe *cqe,

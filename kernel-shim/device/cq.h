@@ -15,6 +15,8 @@
 #include <vhca/abi.h>
 #include <vhca/queue.h>
 
+#include <vhca/devcmd.h>
+
 #include "dctx.h"
 #include "qmem.h"
 
@@ -29,13 +31,10 @@ struct vhca_cq {
 	uint32_t cqe_count;		/* ring entries, a power of two */
 	uint32_t producer;		/* our count; db->producer is a copy */
 	/*
-	 * Where its completion events go, the driver's (a completion
-	 * channel it references), or NULL: the event sink's business.
+	 * The driver's completion channel its events go to, or
+	 * VHCA_DEVCMD_NO_CHANNEL: the event sink's business.
 	 */
-	void *channel;
-	uint32_t comp_events;		/* comp events written to the channel */
-	uint32_t comp_events_read;	/* of those, read by the guest */
-	uint32_t async_events_read;	/* for DESTROY's events_reported */
+	uint32_t channel;
 	bool error;			/* overrun: no more CQEs */
 	bool charged;			/* counted in the function's quota */
 	unsigned int num_qps;		/* QPs using it: destroy is EBUSY */
@@ -46,7 +45,7 @@ struct vhca_cq_create_args {
 	uint64_t user_handle;
 	uint32_t cqe;
 	uint32_t comp_vector;
-	void *channel;			/* for the event sink, or NULL */
+	uint32_t channel;		/* or VHCA_DEVCMD_NO_CHANNEL */
 };
 
 /* Where the ring is in its queue memory (udata). */
@@ -59,19 +58,17 @@ struct vhca_cq_layout {
 /*
  * CREATE_CQ in queue memory @qmem (taken over, even on failure).  Takes
  * dctx->lock; *cq stays valid while the caller holds the context's
- * command lock.  On failure the channel is not the CQ's.
+ * command lock.
  */
 int vhca_cq_create(struct vhca_dctx *dctx,
 		   const struct vhca_cq_create_args *args,
 		   struct vhca_qmem *qmem, const struct vhca_cq_layout *layout,
 		   struct vhca_cq **cq);
 /*
- * -EINVAL bad handle, -EBUSY while QPs use it.  The event sink's
- * cq_gone hears of it first, then the counters of events the guest has
- * read are reported.  Takes dctx->lock.
+ * -EINVAL bad handle, -EBUSY while QPs use it.  No event of the CQ is
+ * posted once it returns.  Takes dctx->lock.
  */
-int vhca_cq_destroy(struct vhca_dctx *dctx, uint32_t handle,
-		    struct ib_uverbs_destroy_cq_resp *resp);
+int vhca_cq_destroy(struct vhca_dctx *dctx, uint32_t handle);
 /* Unconditional teardown (context release, failed create); lock held. */
 void vhca_cq_free(struct vhca_cq *cq);
 

@@ -74,31 +74,24 @@ struct vhca_pd {
 };
 
 /*
- * Where the device's events go: the driver's event files for a host
- * process, the VM channel for a VM.  Called from turns and commands with
- * dctx->lock held; must not block and must not take dctx->lock.
+ * Where the device's events go (the events of include/vhca/devcmd.h):
+ * the driver's event files for a host process (driver/context.c), the
+ * VF's event ring for a VM (vf_port.c).  Objects are named by handle:
+ * what the driver keeps about them (channels, counts of events read for
+ * DESTROY's events_reported) is the driver's, as the kernel's uverbs
+ * layer keeps it.  Called from turns and commands with dctx->lock held;
+ * must not block and must not take dctx->lock.
  */
 struct vhca_event_sink {
-	/* CQ @cq was armed and has a completion: its event. 0 if posted. */
-	int (*comp)(void *arg, struct vhca_cq *cq);
 	/*
-	 * An affiliated asynchronous event (enum ibv_event_type) of the
-	 * object the guest knows as @user_handle; @read_counter counts its
-	 * events the guest has read (for DESTROY's events_reported).
+	 * CQ @cq_handle, bound to the driver's completion channel
+	 * @channel, was armed and has a completion.  0 if posted.
 	 */
-	void (*async)(void *arg, uint64_t user_handle, uint32_t event_type,
-		      uint32_t *read_counter);
-	/*
-	 * An object is being destroyed: bring @read_counter up to date and
-	 * take the object's unread async events back (libibverbs would
-	 * otherwise hand them out with a pointer to a freed object).
-	 */
-	void (*forget_async)(void *arg, uint32_t *read_counter);
-	/*
-	 * CQ @cq is being destroyed: the same for its completion events,
-	 * and drop the sink's hold on cq->channel.
-	 */
-	void (*cq_gone)(void *arg, struct vhca_cq *cq);
+	int (*comp)(struct vhca_dctx *dctx, uint32_t cq_handle,
+		    uint32_t channel, uint64_t user_handle);
+	/* An affiliated asynchronous event (enum ibv_event_type). */
+	void (*async)(struct vhca_dctx *dctx, uint32_t handle,
+		      uint64_t user_handle, uint32_t event_type);
 };
 
 /* Engine scheduling state (engine.c). */
@@ -125,6 +118,8 @@ struct vhca_dctx {
 	struct vhca_dma_space *space;	/* the owner's memory (referenced) */
 	const struct vhca_event_sink *sink;
 	void *sink_arg;
+	uint64_t cookie;		/* the driver's, from OPEN_CONTEXT */
+	uint32_t id;			/* in its port (devcmd.h) */
 
 	pthread_mutex_t lock;		/* the turn lock (see above) */
 	bool dead;			/* the owner is gone: silent */

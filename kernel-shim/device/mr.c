@@ -18,6 +18,7 @@
 
 #include "dma.h"
 #include "mr.h"
+#include "vm.h"
 
 /* Linux 6.2 access bits, newer than these uapi headers. */
 #define ACCESS_FLUSH_GLOBAL (1u << 8)
@@ -173,18 +174,53 @@ void vhca_mr_map_free(struct vhca_dctx *dctx)
 	dctx->key_cap = dctx->key_count = 0;
 }
 
+#define MR_PAGE 4096u
+
+/* A VM's MR: page by page through its list, each a guest-physical page. */
+static int paged_access(const struct vhca_mr *mr, uint64_t off, void *buf,
+			uint32_t len, bool write)
+{
+	uint8_t *p = buf;
+
+	while (len) {
+		uint64_t page = off / MR_PAGE;
+		uint32_t in = (uint32_t)(off % MR_PAGE);
+		uint32_t n = len < MR_PAGE - in ? len : MR_PAGE - in;
+		int ret;
+
+		if (page >= mr->npages)
+			return -EFAULT;	/* callers checked; never trust it */
+		ret = write ? vhca_dma_write(mr->dctx->space,
+					     mr->pages[page] + in, p, n) :
+			      vhca_dma_read(mr->dctx->space,
+					    mr->pages[page] + in, p, n);
+		if (ret)
+			return ret;
+		p += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
 int vhca_mr_read(const struct vhca_mr *mr, uint64_t iova, void *buf,
 		 uint32_t len)
 {
-	return vhca_dma_read(mr->dctx->space, mr->addr + (iova - mr->iova),
-			     buf, len);
+	uint64_t off = mr->addr + (iova - mr->iova);
+
+	if (mr->pages)
+		return paged_access(mr, off, buf, len, false);
+	return vhca_dma_read(mr->dctx->space, off, buf, len);
 }
 
 int vhca_mr_write(const struct vhca_mr *mr, uint64_t iova, const void *buf,
 		  uint32_t len)
 {
-	return vhca_dma_write(mr->dctx->space, mr->addr + (iova - mr->iova),
-			      buf, len);
+	uint64_t off = mr->addr + (iova - mr->iova);
+
+	if (mr->pages)
+		return paged_access(mr, off, (void *)buf, len, true);
+	return vhca_dma_write(mr->dctx->space, off, buf, len);
 }
 
 int vhca_mr_check_args(uint64_t addr, uint64_t length, uint64_t iova,
@@ -211,6 +247,7 @@ int vhca_mr_check_args(uint64_t addr, uint64_t length, uint64_t iova,
 /* Order of checks and errnos as ib_uverbs_reg_mr() + ib_umem_get(). */
 int vhca_mr_reg(struct vhca_dctx *dctx, uint32_t pd_handle, uint64_t addr,
 		uint64_t length, uint64_t iova, uint32_t access,
+		uint64_t *pages, uint32_t npages,
 		struct ib_uverbs_reg_mr_resp *resp)
 {
 	struct vhca_dev *dev = dctx->dev;
@@ -219,11 +256,18 @@ int vhca_mr_reg(struct vhca_dctx *dctx, uint32_t pd_handle, uint64_t addr,
 	int ret;
 
 	ret = vhca_mr_check_args(addr, length, iova, access);
-	if (ret)
-		return ret;
-	mr = calloc(1, sizeof(*mr));
-	if (!mr)
-		return -ENOMEM;
+	/* A page list covers the MR exactly: from its first to last page. */
+	if (!ret && pages &&
+	    (addr >= MR_PAGE ||
+	     npages != (addr + length + MR_PAGE - 1) / MR_PAGE))
+		ret = -EINVAL;
+	mr = ret ? NULL : calloc(1, sizeof(*mr));
+	if (!mr) {
+		if (pages)
+			vhca_vm_pages_released(dctx->space, npages);
+		free(pages);
+		return ret ? ret : -ENOMEM;
+	}
 	vhca_dctx_lock(dctx);
 	pd = vhca_obj_lookup(dctx, VHCA_OBJ_PD, pd_handle);
 	if (!pd) {
@@ -246,6 +290,8 @@ int vhca_mr_reg(struct vhca_dctx *dctx, uint32_t pd_handle, uint64_t addr,
 		.length = length,
 		.access = access,
 		.handle = VHCA_NO_HANDLE,
+		.pages = pages,
+		.npages = npages,
 	};
 	ret = assign_key(dctx, mr);
 	if (!ret) {
@@ -267,6 +313,9 @@ int vhca_mr_reg(struct vhca_dctx *dctx, uint32_t pd_handle, uint64_t addr,
 	return 0;
 err:
 	vhca_dctx_unlock(dctx);
+	if (pages)
+		vhca_vm_pages_released(dctx->space, npages);
+	free(pages);
 	free(mr);
 	return ret;
 }
@@ -281,6 +330,9 @@ void vhca_mr_destroy(struct vhca_dctx *dctx, struct vhca_mr *mr)
 	vhca_obj_erase(dctx, mr->handle);
 	mr->pd->num_mrs--;
 	vhca_stats_release(&dctx->dev->stats.mrs);
+	if (mr->pages)
+		vhca_vm_pages_released(dctx->space, mr->npages);
+	free(mr->pages);
 	free(mr);
 }
 

@@ -34,6 +34,13 @@ struct vhca_mr {
 	uint32_t lkey;
 	uint32_t rkey;
 	uint32_t handle;
+	/*
+	 * A VM's MR (vm.h): the guest-physical address of each 4 KiB page
+	 * from the one holding the first byte, which is at offset @addr of
+	 * it.  NULL: @addr is an address of the context's space.
+	 */
+	uint64_t *pages;
+	uint32_t npages;
 };
 
 /* 0, -EINVAL or -EOPNOTSUPP, as ib_check_mr_access(). */
@@ -57,10 +64,14 @@ static inline bool vhca_mr_access_writable(uint32_t access)
 
 /*
  * REG_MR of [addr, addr + length) of the context's space, seen by WRs at
- * @iova.  The driver has checked the range already.  Takes dctx->lock.
+ * @iova.  The driver has checked the range already.  With @pages (a VM's
+ * checked page list, taken over even on failure), @addr is the offset in
+ * the first of @npages pages, which must cover the MR exactly.  Takes
+ * dctx->lock.
  */
 int vhca_mr_reg(struct vhca_dctx *dctx, uint32_t pd_handle, uint64_t addr,
 		uint64_t length, uint64_t iova, uint32_t access,
+		uint64_t *pages, uint32_t npages,
 		struct ib_uverbs_reg_mr_resp *resp);
 /*
  * DEREG_MR: once it returns no transfer touches the memory (transfers run

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <infiniband/verbs.h>
 
+#include "devcmd.h"
 #include "pf.h"
 
 /*
@@ -109,6 +110,31 @@ static char *host_name(char *buf, size_t len)
 	return buf;
 }
 
+int vhca_dev_open_port(struct vhca_dev *dev,
+		       const struct vhca_event_sink *sink)
+{
+	dev->devcmd = malloc(sizeof(*dev->devcmd));
+	if (!dev->devcmd)
+		return -ENOMEM;
+	vhca_devcmd_port_init(dev->devcmd, dev, true, NULL, sink, NULL);
+	return 0;
+}
+
+/* The function's in-process command port, for vhcad's own driver. */
+static int open_port(struct vhca_pf *pf, struct vhca_dev *dev)
+{
+	return pf->hooks.sink ? vhca_dev_open_port(dev, pf->hooks.sink) : 0;
+}
+
+void vhca_dev_close_port(struct vhca_dev *dev)
+{
+	if (!dev->devcmd)
+		return;
+	vhca_devcmd_port_fini(dev->devcmd);
+	free(dev->devcmd);
+	dev->devcmd = NULL;
+}
+
 int vhca_pf_init(struct vhca_pf *pf, uint64_t guid_base,
 		 const struct vhca_pf_hooks *hooks)
 {
@@ -130,8 +156,14 @@ int vhca_pf_init(struct vhca_pf *pf, uint64_t guid_base,
 	init_port(&pf->dev.port, PF_LID);
 	vhca_quota_share(1, &pf->dev.quota);
 
+	ret = open_port(pf, &pf->dev);
+	if (ret) {
+		pthread_rwlock_destroy(&pf->lock);
+		return ret;
+	}
 	index = pf->hooks.claim_uverbs(pf->hooks.arg);
 	if (index < 0) {
+		vhca_dev_close_port(&pf->dev);
 		pthread_rwlock_destroy(&pf->lock);
 		return index;
 	}
@@ -158,8 +190,11 @@ static struct vhca_dev *create_vf(struct vhca_pf *pf, unsigned int vf_index)
 		 host_name(host, sizeof(host)), vf->name);
 	init_port(&vf->port, PF_LID + 1 + vf_index);
 
-	index = pf->hooks.claim_uverbs(pf->hooks.arg);
+	index = open_port(pf, vf);
+	if (!index)
+		index = pf->hooks.claim_uverbs(pf->hooks.arg);
 	if (index < 0) {
+		vhca_dev_close_port(vf);
 		free(vf);
 		errno = -index;
 		return NULL;
@@ -173,6 +208,7 @@ static void destroy_vf(struct vhca_pf *pf, struct vhca_dev *vf)
 	/* Only VFs without open files go: their contexts are gone too. */
 	assert(!vf->listeners);
 	pf->hooks.release_uverbs(pf->hooks.arg, vf->uverbs_index);
+	vhca_dev_close_port(vf);
 	free(vf);
 }
 
@@ -260,6 +296,7 @@ void vhca_pf_fini(struct vhca_pf *pf)
 	pthread_rwlock_wrlock(&pf->lock);
 	destroy_vfs(pf);
 	pf->hooks.release_uverbs(pf->hooks.arg, pf->dev.uverbs_index);
+	vhca_dev_close_port(&pf->dev);
 	pthread_rwlock_unlock(&pf->lock);
 	pthread_rwlock_destroy(&pf->lock);
 }
@@ -293,7 +330,7 @@ struct vhca_dev *vhca_pf_find_by_name(struct vhca_pf *pf, const char *name)
 
 struct vhca_dev *vhca_pf_find_by_uverbs(struct vhca_pf *pf, int index)
 {
-	if (pf->dev.uverbs_index == index)
+	if (!pf->pf_hidden && pf->dev.uverbs_index == index)
 		return &pf->dev;
 	for (unsigned int i = 0; i < pf->num_vfs; i++)
 		if (pf->vfs[i]->uverbs_index == index)
@@ -304,7 +341,7 @@ struct vhca_dev *vhca_pf_find_by_uverbs(struct vhca_pf *pf, int index)
 int vhca_pf_for_each_dev(struct vhca_pf *pf,
 			 int (*fn)(struct vhca_dev *dev, void *arg), void *arg)
 {
-	int ret = fn(&pf->dev, arg);
+	int ret = pf->pf_hidden ? 0 : fn(&pf->dev, arg);
 
 	for (unsigned int i = 0; !ret && i < pf->num_vfs; i++)
 		ret = fn(pf->vfs[i], arg);
@@ -458,10 +495,10 @@ void vhca_dev_unlisten(struct vhca_dev *dev, struct vhca_dev_listener *l)
 	pthread_rwlock_unlock(&dev->pf->lock);
 }
 
-/* Caller holds pf->lock exclusive (listeners cannot come or go). */
-static void notify(struct vhca_pf *pf, struct vhca_dev *dev,
-		   enum vhca_change what)
+void vhca_dev_notify(struct vhca_dev *dev, enum vhca_change what)
 {
+	struct vhca_pf *pf = dev->pf;
+
 	if (pf->hooks.dev_changed)
 		pf->hooks.dev_changed(pf->hooks.arg, dev, what);
 	for (struct vhca_dev_listener *l = dev->listeners; l; l = l->next)
@@ -506,13 +543,13 @@ static void commit_vf(struct vhca_pf *pf, struct vhca_dev *vf,
 
 	/* A port going down says so first, one coming up last. */
 	if (!is_active && was_active)
-		notify(pf, vf, VHCA_CHANGE_PORT_ERR);
+		vhca_dev_notify(vf, VHCA_CHANGE_PORT_ERR);
 	if (gid_changed)
-		notify(pf, vf, VHCA_CHANGE_GID);
+		vhca_dev_notify(vf, VHCA_CHANGE_GID);
 	if (pkeys_changed)
-		notify(pf, vf, VHCA_CHANGE_PKEY);
+		vhca_dev_notify(vf, VHCA_CHANGE_PKEY);
 	if (is_active && !was_active)
-		notify(pf, vf, VHCA_CHANGE_PORT_ACTIVE);
+		vhca_dev_notify(vf, VHCA_CHANGE_PORT_ACTIVE);
 }
 
 /* Caller holds pf->lock exclusive. */

@@ -32,6 +32,8 @@
 #define VHCA_PKEY_TABLE_LEN 128
 #define VHCA_GID_TABLE_LEN 16
 #define VHCA_DEFAULT_PKEY 0xffff
+/* The default GID prefix, fe80::/64: GID 0 is it and the port GUID. */
+#define VHCA_SUBNET_PREFIX 0xfe80000000000000ULL
 #define VHCA_NAME_MAX 32
 #define VHCA_PF_NAME "vhca0"
 #define VHCA_FW_VER "1.0.0"
@@ -108,6 +110,9 @@ struct vhca_dev_stats {
 
 struct vhca_pf;
 struct vhca_dev;
+struct vhca_devcmd_port;
+struct vhca_event_sink;
+struct vhca_vf_port;
 
 /*
  * Someone to tell about a device's changes.  Called with pf->lock held
@@ -144,6 +149,14 @@ struct vhca_dev {
 	struct vhca_dev_stats stats;
 	struct vhca_port_counters counters;	/* port 1 */
 	struct vhca_dev_listener *listeners;	/* under pf->lock */
+	/*
+	 * The in-process command port (devcmd.h) of vhcad's own driver, or
+	 * NULL (a VM's copy of its function has none: its device is
+	 * elsewhere).
+	 */
+	struct vhca_devcmd_port *devcmd;
+	/* Attached to a VM (driver/vm_attach.c): the host cannot open it. */
+	struct vhca_vf_port *vm_port;	/* under pf->lock */
 };
 
 /* Hooks the device model calls when a device appears or goes away. */
@@ -157,6 +170,8 @@ struct vhca_pf_hooks {
 	 */
 	void (*dev_changed)(void *arg, struct vhca_dev *dev,
 			    enum vhca_change what);
+	/* Where events of vhcad's own driver's contexts go (in-process). */
+	const struct vhca_event_sink *sink;
 	void *arg;
 };
 
@@ -167,11 +182,24 @@ struct vhca_pf {
 	unsigned int num_vfs;
 	unsigned int total_vfs;
 	uint64_t guid_base;		/* per-host base of all default GUIDs */
+	/*
+	 * A VM's copy of its function (kernel-shim/guest/function.c): the
+	 * PF is not the VM's, and is in no listing; vfs[0] is the VF.
+	 */
+	bool pf_hidden;
 	struct vhca_pf_hooks hooks;
 };
 
 int vhca_pf_init(struct vhca_pf *pf, uint64_t guid_base,
 		 const struct vhca_pf_hooks *hooks);
+/*
+ * The in-process command port of @dev (pf.c opens one for each function
+ * when the hooks name a sink; tests that build a device by hand call
+ * these).
+ */
+int vhca_dev_open_port(struct vhca_dev *dev,
+		       const struct vhca_event_sink *sink);
+void vhca_dev_close_port(struct vhca_dev *dev);
 void vhca_pf_fini(struct vhca_pf *pf);
 
 /*
@@ -180,6 +208,12 @@ void vhca_pf_fini(struct vhca_pf *pf);
  * nothing changed.  Takes pf->lock exclusive itself.
  */
 int vhca_pf_set_num_vfs(struct vhca_pf *pf, unsigned int num_vfs);
+
+/*
+ * Tells the pf hook and @dev's listeners that @what changed; caller holds
+ * pf->lock exclusive (listeners cannot come or go).
+ */
+void vhca_dev_notify(struct vhca_dev *dev, enum vhca_change what);
 
 /* Lookups; caller holds pf->lock (shared or exclusive). */
 struct vhca_dev *vhca_pf_find_by_name(struct vhca_pf *pf, const char *name);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "qmem.h"
+#include "vm.h"
 
 int vhca_qmem_map_fd(struct vhca_qmem *qm, int fd, uint64_t size)
 {
@@ -28,6 +29,10 @@ void vhca_qmem_unmap(struct vhca_qmem *qm)
 {
 	if (qm->base)
 		munmap(qm->base, qm->size);
+	if (qm->vm) {
+		vhca_vm_queue_unmapped(qm->vm, qm->vm_runs);
+		vhca_vm_put(qm->vm);
+	}
 	memset(qm, 0, sizeof(*qm));
 }
 

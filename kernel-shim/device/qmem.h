@@ -22,9 +22,13 @@
 /* Largest queue memfd we map: 16384 WQEs of 4 KiB plus doorbells. */
 #define VHCA_QMEM_MAX_SIZE (1ULL << 30)
 
+struct vhca_vm;
+
 struct vhca_qmem {
 	uint8_t *base;
 	uint64_t size;
+	struct vhca_vm *vm;		/* a VM's pages (vm.h), referenced */
+	unsigned int vm_runs;		/* mappings they took */
 	unsigned int num_regions;
 	struct {
 		uint64_t offset, len;

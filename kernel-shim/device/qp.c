@@ -201,8 +201,7 @@ void vhca_qp_post_async(struct vhca_qp *qp, uint32_t event_type)
 	struct vhca_dctx *dctx = qp->dctx;
 
 	/* A full or closed async pipe drops the event (channel.h). */
-	dctx->sink->async(dctx->sink_arg, qp->user_handle, event_type,
-			  &qp->async_events_read);
+	dctx->sink->async(dctx, qp->handle, qp->user_handle, event_type);
 }
 
 void vhca_qp_set_error(struct vhca_qp *qp)
@@ -451,11 +450,8 @@ void vhca_qp_free(struct vhca_qp *qp)
 	vhca_qp_unschedule(qp);
 	vhca_qp_timer_cancel(qp);
 	vhca_requester_fini(qp);
-	if (qp->handle != VHCA_NO_HANDLE) {
+	if (qp->handle != VHCA_NO_HANDLE)
 		vhca_obj_erase(dctx, qp->handle);
-		dctx->sink->forget_async(dctx->sink_arg,
-					 &qp->async_events_read);
-	}
 	if (qp->pd)
 		qp->pd->num_qps--;
 	if (qp->send_cq)
@@ -472,18 +468,13 @@ void vhca_qp_free(struct vhca_qp *qp)
 	free(qp);
 }
 
-int vhca_qp_destroy(struct vhca_dctx *dctx, uint32_t handle,
-		    uint32_t *events_read)
+int vhca_qp_destroy(struct vhca_dctx *dctx, uint32_t handle)
 {
 	struct vhca_qp *qp;
 
 	vhca_dctx_lock(dctx);
 	qp = vhca_obj_lookup(dctx, VHCA_OBJ_QP, handle);
 	if (qp) {
-		/* Like the kernel: the events the application has read. */
-		dctx->sink->forget_async(dctx->sink_arg,
-					 &qp->async_events_read);
-		*events_read = qp->async_events_read;
 		vhca_obj_erase(dctx, qp->handle);
 		qp->handle = VHCA_NO_HANDLE;
 		vhca_qp_free(qp);

@@ -160,7 +160,6 @@ struct vhca_qp {
 
 	/* engine state */
 	uint32_t sq_tail, rq_tail;	/* completed / consumed (free-running) */
-	uint32_t async_events_read;	/* for DESTROY's events_reported */
 	bool queued;			/* on the context's run list */
 	struct vhca_qp *run_next;
 	struct vhca_qp *qpn_next;	/* QPN hash chain */
@@ -202,9 +201,8 @@ int vhca_qp_create(struct vhca_dctx *dctx,
 		   const struct vhca_qp_create_args *args,
 		   struct vhca_qmem *qmem, const struct vhca_qp_layout *layout,
 		   struct ib_uverbs_create_qp_resp *resp);
-/* Takes dctx->lock. */
-int vhca_qp_destroy(struct vhca_dctx *dctx, uint32_t handle,
-		    uint32_t *async_events_read);
+/* Takes dctx->lock.  No event of the QP is posted once it returns. */
+int vhca_qp_destroy(struct vhca_dctx *dctx, uint32_t handle);
 int vhca_qp_modify(struct vhca_dctx *dctx,
 		   const struct ib_uverbs_modify_qp *cmd);
 int vhca_qp_query(struct vhca_dctx *dctx, uint32_t handle,

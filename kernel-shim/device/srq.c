@@ -113,11 +113,8 @@ void vhca_srq_free(struct vhca_srq *srq)
 {
 	struct vhca_dctx *dctx = srq->dctx;
 
-	if (srq->handle != VHCA_NO_HANDLE) {
+	if (srq->handle != VHCA_NO_HANDLE)
 		vhca_obj_erase(dctx, srq->handle);
-		dctx->sink->forget_async(dctx->sink_arg,
-					 &srq->async_events_read);
-	}
 	if (srq->pd)
 		srq->pd->num_qps--;
 	if (srq->charged) {
@@ -128,8 +125,7 @@ void vhca_srq_free(struct vhca_srq *srq)
 	free(srq);
 }
 
-int vhca_srq_destroy(struct vhca_dctx *dctx, uint32_t handle,
-		     struct ib_uverbs_destroy_srq_resp *resp)
+int vhca_srq_destroy(struct vhca_dctx *dctx, uint32_t handle)
 {
 	struct vhca_srq *srq;
 	int ret = 0;
@@ -141,10 +137,6 @@ int vhca_srq_destroy(struct vhca_dctx *dctx, uint32_t handle,
 	} else if (srq->num_qps) {
 		ret = -EBUSY;
 	} else {
-		/* Like the kernel: the events the application has read. */
-		dctx->sink->forget_async(dctx->sink_arg,
-					 &srq->async_events_read);
-		resp->events_reported = srq->async_events_read;
 		vhca_obj_erase(dctx, srq->handle);
 		srq->handle = VHCA_NO_HANDLE;
 		vhca_srq_free(srq);
@@ -215,7 +207,6 @@ void vhca_srq_consumed(struct vhca_srq *srq)
 	/* The limit is consumed by the event: it reads 0 until re-armed. */
 	srq->armed = false;
 	srq->srq_limit = 0;
-	srq->dctx->sink->async(srq->dctx->sink_arg, srq->user_handle,
-			       IBV_EVENT_SRQ_LIMIT_REACHED,
-			       &srq->async_events_read);
+	srq->dctx->sink->async(srq->dctx, srq->handle, srq->user_handle,
+			       IBV_EVENT_SRQ_LIMIT_REACHED);
 }

@@ -35,7 +35,6 @@ struct vhca_srq {
 	uint32_t tail;			/* consumed (free-running) */
 	uint32_t srq_limit;
 	bool armed;
-	uint32_t async_events_read;	/* for DESTROY's events_reported */
 	unsigned int num_qps;		/* destroy is EBUSY while nonzero */
 	bool charged;			/* counted in the function's quota */
 };
@@ -56,8 +55,7 @@ int vhca_srq_modify(struct vhca_dctx *dctx,
 		    const struct ib_uverbs_modify_srq *cmd);
 int vhca_srq_query(struct vhca_dctx *dctx, uint32_t handle,
 		   struct ib_uverbs_query_srq_resp *resp);
-int vhca_srq_destroy(struct vhca_dctx *dctx, uint32_t handle,
-		     struct ib_uverbs_destroy_srq_resp *resp);
+int vhca_srq_destroy(struct vhca_dctx *dctx, uint32_t handle);
 /* Unconditional teardown; dctx->lock held. */
 void vhca_srq_free(struct vhca_srq *srq);
 

@@ -52,6 +52,13 @@ int cmd_write_udata_response(const struct cmd_call *call, const void *resp,
 
 /* ---- cmd_context.c ---------------------------------------------------------------- */
 
+/* Destroys the device object a handler created (its uobject too). */
+void cmd_undo_create(struct cmd_call *call, uint16_t destroy_op,
+		     uint32_t handle);
+/* DESTROY of a device object and its uobject; the events read, if asked. */
+int cmd_destroy_object(struct cmd_call *call, uint16_t op, uint32_t handle,
+		       uint32_t *comp_read, uint32_t *async_read);
+
 int cmd_get_context(struct cmd_call *call);
 int cmd_query_device(struct cmd_call *call);
 int cmd_ex_query_device(struct cmd_call *call);

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include <infiniband/verbs.h>
 #include <rdma/ib_user_verbs.h>
@@ -15,6 +16,7 @@
 
 #include "cmd_call.h"
 #include "context.h"
+#include "device.h"
 #include "device/limits.h"
 #include "device/mr.h"
 #include "device/pf.h"
@@ -126,6 +128,7 @@ int cmd_get_context(struct cmd_call *call)
 		.abi_version = VHCA_UVERBS_ABI_VERSION,
 		.max_inline_data = vhca_limits.max_inline_data,
 	};
+	vhca_device_context_info(&uresp);	/* a VM's doorbell */
 	ret = cmd_write_response(call, &resp, sizeof(resp));
 	if (!ret)
 		ret = cmd_write_udata_response(call, &uresp, sizeof(uresp));
@@ -210,21 +213,56 @@ int cmd_query_port(struct cmd_call *call)
 	return cmd_write_response(call, &resp, sizeof(resp));
 }
 
+/* Destroys device object @handle again (a response we cannot write). */
+void cmd_undo_create(struct cmd_call *call, uint16_t destroy_op,
+		     uint32_t handle)
+{
+	struct vhca_devcmd_handle h = { .handle = handle };
+
+	vhca_ucontext_cmd(call->uctx, destroy_op, &h, sizeof(h), NULL, 0,
+			  NULL, 0);
+	vhca_uobj_remove(call->uctx, handle, NULL, NULL);
+}
+
+/* DESTROY of a device object; its uobject goes with it. */
+int cmd_destroy_object(struct cmd_call *call, uint16_t op, uint32_t handle,
+		       uint32_t *comp_read, uint32_t *async_read)
+{
+	struct vhca_devcmd_handle h = { .handle = handle };
+	int ret;
+
+	ret = vhca_ucontext_cmd(call->uctx, op, &h, sizeof(h), NULL, 0, NULL,
+				0);
+	if (!ret)
+		vhca_uobj_remove(call->uctx, handle, comp_read, async_read);
+	return ret;
+}
+
 int cmd_alloc_pd(struct cmd_call *call)
 {
 	struct ib_uverbs_alloc_pd_resp resp = { 0 };
 	struct ib_uverbs_alloc_pd req;
+	struct vhca_devcmd_handle pd;
 	int ret;
 
 	/* No provider data in either direction (abi.h); udata is ignored. */
 	ret = cmd_read_request(call, &req, sizeof(req));
 	if (!ret)
-		ret = vhca_pd_alloc(call->uctx->dctx, &resp.pd_handle);
+		ret = vhca_ucontext_cmd(call->uctx, VHCA_DEVCMD_ALLOC_PD, NULL,
+					0, NULL, 0, &pd, sizeof(pd));
+	if (!ret) {
+		ret = vhca_uobj_add(call->uctx, pd.handle, VHCA_OBJ_PD, 0,
+				    NULL, NULL);
+		if (ret)
+			cmd_undo_create(call, VHCA_DEVCMD_DEALLOC_PD,
+					pd.handle);
+	}
 	if (ret)
 		return ret;
+	resp.pd_handle = pd.handle;
 	ret = cmd_write_response(call, &resp, sizeof(resp));
 	if (ret)
-		vhca_pd_dealloc(call->uctx->dctx, resp.pd_handle);
+		cmd_undo_create(call, VHCA_DEVCMD_DEALLOC_PD, pd.handle);
 	return ret;
 }
 
@@ -234,7 +272,9 @@ int cmd_dealloc_pd(struct cmd_call *call)
 	int ret;
 
 	ret = cmd_read_request(call, &req, sizeof(req));
-	return ret ? ret : vhca_pd_dealloc(call->uctx->dctx, req.pd_handle);
+	return ret ? ret :
+		     cmd_destroy_object(call, VHCA_DEVCMD_DEALLOC_PD,
+					req.pd_handle, NULL, NULL);
 }
 
 /* Every MR may be read (it can source a send); some also written. */
@@ -249,9 +289,52 @@ static unsigned int mr_rights(uint32_t access)
  * range against the caller's mappings is what get_user_pages() would
  * refuse, checked here because the driver knows the process.
  */
+/*
+ * In a VM the device needs the MR's guest-physical pages (the pinning
+ * ib_umem_get() does); in vhcad it reaches the owner's address space.
+ */
+static int reg_mr_cmd(struct cmd_call *call, const struct ib_uverbs_reg_mr *req,
+		      struct vhca_devcmd_reg_mr_out *out)
+{
+	const struct vhca_device_memory *m = vhca_device_memory();
+	struct vhca_devcmd_reg_mr mr = {
+		.pd_handle = req->pd_handle,
+		.access = req->access_flags,
+		.addr = req->start,
+		.length = req->length,
+		.iova = req->hca_va,
+	};
+	uint64_t *list = NULL, offset;
+	void *pin = NULL;
+	int ret;
+
+	if (m) {
+		ret = m->region(call->peer, req->start, req->length,
+				vhca_mr_access_writable(req->access_flags),
+				&mr.mem, &offset, &list, &pin);
+		if (ret)
+			return ret;
+		mr.addr = offset;
+	}
+	ret = vhca_ucontext_cmd(call->uctx, VHCA_DEVCMD_REG_MR, &mr,
+				sizeof(mr), list, mr.mem.nlist, out,
+				sizeof(*out));
+	free(list);
+	if (!ret) {
+		ret = vhca_uobj_add(call->uctx, out->handle, VHCA_OBJ_MR, 0,
+				    NULL, pin);
+		if (ret)
+			cmd_undo_create(call, VHCA_DEVCMD_DEREG_MR,
+					out->handle);
+	}
+	if (ret && pin)
+		m->unpin(pin);
+	return ret;
+}
+
 int cmd_reg_mr(struct cmd_call *call)
 {
-	struct vhca_dctx *dctx = call->uctx->dctx;
+	struct vhca_devcmd_reg_mr_out out;
 	struct ib_uverbs_reg_mr_resp resp;
 	struct ib_uverbs_reg_mr req;
 	int ret;
@@ -260,19 +343,23 @@ int cmd_reg_mr(struct cmd_call *call)
 	if (!ret)
 		ret = vhca_mr_check_args(req.start, req.length, req.hca_va,
 					 req.access_flags);
-	if (!ret)
-		ret = vhca_pd_check(dctx, req.pd_handle);
+	if (!ret && !vhca_uobj_exists(call->uctx, req.pd_handle, VHCA_OBJ_PD))
+		ret = -EINVAL;
 	if (!ret)
 		ret = vhca_peer_check_range(call->peer, req.start, req.length,
 					    mr_rights(req.access_flags));
 	if (!ret)
-		ret = vhca_mr_reg(dctx, req.pd_handle, req.start, req.length,
-				  req.hca_va, req.access_flags, &resp);
+		ret = reg_mr_cmd(call, &req, &out);
 	if (ret)
 		return ret;
+	resp = (struct ib_uverbs_reg_mr_resp){
+		.mr_handle = out.handle,
+		.lkey = out.lkey,
+		.rkey = out.rkey,
+	};
 	ret = cmd_write_response(call, &resp, sizeof(resp));
 	if (ret)
-		vhca_mr_dereg(dctx, resp.mr_handle);
+		cmd_undo_create(call, VHCA_DEVCMD_DEREG_MR, out.handle);
 	return ret;
 }
 
@@ -282,7 +369,9 @@ int cmd_dereg_mr(struct cmd_call *call)
 	int ret;
 
 	ret = cmd_read_request(call, &req, sizeof(req));
-	return ret ? ret : vhca_mr_dereg(call->uctx->dctx, req.mr_handle);
+	return ret ? ret :
+		     cmd_destroy_object(call, VHCA_DEVCMD_DEREG_MR,
+					req.mr_handle, NULL, NULL);
 }
 
 int cmd_create_comp_channel(struct cmd_call *call)

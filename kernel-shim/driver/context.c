@@ -4,7 +4,9 @@
  * through which the device reaches the guest's event fds (context.h).
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -12,58 +14,195 @@
 #include <infiniband/verbs.h>
 
 #include "context.h"
-#include "device/cq.h"
-#include "device/engine.h"
+#include "device.h"
 #include "device/limits.h"
 
-/* ---- the event sink (device/dctx.h) ------------------------------------- */
+/* ---- uobjects and the device's events ------------------------------------ */
 
-static int sink_comp(void *arg, struct vhca_cq *cq)
+static struct vhca_uobject *uobj_of(struct vhca_ucontext *uctx,
+				    uint32_t handle)
 {
-	(void)arg;
-	if (!cq->channel)
-		return -ENOENT;
-	return vhca_comp_channel_post(cq->channel, cq->user_handle,
-				      &cq->comp_events_read);
+	return handle < uctx->num_uobjs ? uctx->uobjs[handle] : NULL;
 }
 
-static void sink_async(void *arg, uint64_t user_handle, uint32_t event_type,
-		       uint32_t *read_counter)
+int vhca_uobj_add(struct vhca_ucontext *uctx, uint32_t handle, uint8_t type,
+		  uint64_t user_handle, struct vhca_comp_channel *channel,
+		  void *pin)
 {
-	struct vhca_ucontext *uctx = arg;
+	struct vhca_uobject *uobj = calloc(1, sizeof(*uobj));
+	int ret = 0;
 
-	/* A full or closed async pipe drops the event (channel.h). */
-	vhca_channels_post_async(&uctx->channels, user_handle, event_type,
-				 read_counter);
-}
+	if (!uobj)
+		return -ENOMEM;
+	*uobj = (struct vhca_uobject){
+		.type = type,
+		.user_handle = user_handle,
+		.channel = channel,
+		.pin = pin,
+	};
+	pthread_mutex_lock(&uctx->events_lock);
+	if (handle >= uctx->num_uobjs) {
+		uint32_t n = handle + 1 > 2 * uctx->num_uobjs ?
+				     handle + 1 :
+				     2 * uctx->num_uobjs;
+		struct vhca_uobject **grown =
+			reallocarray(uctx->uobjs, n, sizeof(*grown));
 
-static void sink_forget_async(void *arg, uint32_t *read_counter)
-{
-	struct vhca_ucontext *uctx = arg;
-
-	vhca_channels_forget_async(&uctx->channels, uctx->peer, read_counter);
-}
-
-static void sink_cq_gone(void *arg, struct vhca_cq *cq)
-{
-	struct vhca_ucontext *uctx = arg;
-
-	if (cq->channel) {
-		vhca_comp_channel_forget(cq->channel, uctx->peer,
-					 &cq->comp_events_read);
-		vhca_comp_channel_put(cq->channel);
-		cq->channel = NULL;
+		if (grown) {
+			memset(grown + uctx->num_uobjs, 0,
+			       (n - uctx->num_uobjs) * sizeof(*grown));
+			uctx->uobjs = grown;
+			uctx->num_uobjs = n;
+		} else {
+			ret = -ENOMEM;
+		}
 	}
-	vhca_channels_forget_async(&uctx->channels, uctx->peer,
-				   &cq->async_events_read);
+	if (!ret) {
+		/* A handle the device reused: its old uobject is stale. */
+		free(uctx->uobjs[handle]);
+		uctx->uobjs[handle] = uobj;
+	}
+	pthread_mutex_unlock(&uctx->events_lock);
+	if (ret)
+		free(uobj);
+	return ret;
 }
 
-static const struct vhca_event_sink sink = {
+void *vhca_uobj_swap_pin(struct vhca_ucontext *uctx, uint32_t handle,
+			 void *pin)
+{
+	struct vhca_uobject *uobj;
+	void *old = pin;
+
+	pthread_mutex_lock(&uctx->events_lock);
+	uobj = uobj_of(uctx, handle);
+	if (uobj) {
+		old = uobj->pin;
+		uobj->pin = pin;
+	}
+	pthread_mutex_unlock(&uctx->events_lock);
+	return old;
+}
+
+bool vhca_uobj_exists(struct vhca_ucontext *uctx, uint32_t handle,
+		      uint8_t type)
+{
+	struct vhca_uobject *uobj;
+	bool live;
+
+	pthread_mutex_lock(&uctx->events_lock);
+	uobj = uobj_of(uctx, handle);
+	live = uobj && uobj->type == type;
+	pthread_mutex_unlock(&uctx->events_lock);
+	return live;
+}
+
+/* Frees @uobj; events_lock held or the context dead. */
+static void uobj_free(struct vhca_uobject *uobj)
+{
+	const struct vhca_device_memory *mem = vhca_device_memory();
+
+	if (uobj->channel)
+		vhca_comp_channel_put(uobj->channel);
+	if (uobj->pin && mem)
+		mem->unpin(uobj->pin);
+	free(uobj);
+}
+
+void vhca_uobj_remove(struct vhca_ucontext *uctx, uint32_t handle,
+		      uint32_t *comp_read, uint32_t *async_read)
+{
+	struct vhca_uobject *uobj;
+
+	pthread_mutex_lock(&uctx->events_lock);
+	uobj = uobj_of(uctx, handle);
+	if (uobj) {
+		/*
+		 * Like the kernel: take the unread events back and report
+		 * how many the application read (libibverbs waits until it
+		 * has acked exactly that many).
+		 */
+		if (uobj->channel)
+			vhca_comp_channel_forget(uobj->channel, uctx->peer,
+						 &uobj->comp_events_read);
+		vhca_channels_forget_async(&uctx->channels, uctx->peer,
+					   &uobj->async_events_read);
+		if (comp_read)
+			*comp_read = uobj->comp_events_read;
+		if (async_read)
+			*async_read = uobj->async_events_read;
+		uctx->uobjs[handle] = NULL;
+		uobj_free(uobj);
+	}
+	pthread_mutex_unlock(&uctx->events_lock);
+}
+
+int vhca_ucontext_comp_event(struct vhca_ucontext *uctx, uint32_t handle)
+{
+	struct vhca_uobject *uobj;
+	int ret = -ENOENT;
+
+	pthread_mutex_lock(&uctx->events_lock);
+	uobj = uobj_of(uctx, handle);
+	if (uobj && uobj->type == VHCA_OBJ_CQ && uobj->channel)
+		ret = vhca_comp_channel_post(uobj->channel, uobj->user_handle,
+					     &uobj->comp_events_read);
+	pthread_mutex_unlock(&uctx->events_lock);
+	return ret;
+}
+
+void vhca_ucontext_async_event(struct vhca_ucontext *uctx, uint32_t handle,
+			       uint64_t user_handle, uint32_t event_type)
+{
+	struct vhca_uobject *uobj;
+
+	pthread_mutex_lock(&uctx->events_lock);
+	uobj = uobj_of(uctx, handle);
+	/* A full or closed async pipe drops the event (channel.h). */
+	vhca_channels_post_async(&uctx->channels,
+				 uobj ? uobj->user_handle : user_handle,
+				 event_type,
+				 uobj ? &uobj->async_events_read : NULL);
+	pthread_mutex_unlock(&uctx->events_lock);
+}
+
+/* The in-process sink: the device's context carries our uctx. */
+static int sink_comp(struct vhca_dctx *dctx, uint32_t cq_handle,
+		     uint32_t channel, uint64_t user_handle)
+{
+	(void)channel;
+	(void)user_handle;
+	return vhca_ucontext_comp_event(
+		(struct vhca_ucontext *)(uintptr_t)dctx->cookie, cq_handle);
+}
+
+static void sink_async(struct vhca_dctx *dctx, uint32_t handle,
+		       uint64_t user_handle, uint32_t event_type)
+{
+	vhca_ucontext_async_event(
+		(struct vhca_ucontext *)(uintptr_t)dctx->cookie, handle,
+		user_handle, event_type);
+}
+
+const struct vhca_event_sink vhca_ucontext_sink = {
 	.comp = sink_comp,
 	.async = sink_async,
-	.forget_async = sink_forget_async,
-	.cq_gone = sink_cq_gone,
 };
+
+struct vhca_dctx *vhca_ucontext_dctx(struct vhca_ucontext *uctx)
+{
+	return uctx->dev->devcmd ?
+		       vhca_devcmd_context(uctx->dev->devcmd, uctx->dctx) :
+		       NULL;
+}
+
+int vhca_ucontext_cmd(struct vhca_ucontext *uctx, uint16_t op,
+		      const void *body, size_t len, const uint64_t *lists,
+		      uint32_t nlist, void *out, size_t out_len)
+{
+	return vhca_device_cmd(uctx->dev, op, uctx->dctx, body, len, lists,
+			       nlist, NULL, out, out_len);
+}
 
 /* ---- lifetime ------------------------------------------------------------ */
 
@@ -105,6 +244,7 @@ struct vhca_ucontext *vhca_ucontext_alloc(struct vhca_dev *dev)
 	ret = pthread_mutex_init(&uctx->lock, NULL);
 	if (ret)
 		goto err_free;
+	pthread_mutex_init(&uctx->events_lock, NULL);
 	ret = -vhca_channels_init(&uctx->channels, &dev->stats.comp_channels,
 				  vhca_limits.max_comp_channels,
 				  &dev->stats.fds, dev->quota.max_fds);
@@ -113,6 +253,7 @@ struct vhca_ucontext *vhca_ucontext_alloc(struct vhca_dev *dev)
 	return uctx;
 
 err_mutex:
+	pthread_mutex_destroy(&uctx->events_lock);
 	pthread_mutex_destroy(&uctx->lock);
 err_free:
 	free(uctx);
@@ -122,7 +263,7 @@ err_free:
 
 static void drop_data_path(struct vhca_ucontext *uctx)
 {
-	vhca_qmem_unmap(&uctx->ctx_qmem);
+	vhca_ucontext_drop_mem(&uctx->ctx_page, &uctx->ctx_page_pin);
 	if (uctx->wake_fd >= 0)
 		close(uctx->wake_fd);
 	uctx->wake_fd = -1;
@@ -132,36 +273,67 @@ void vhca_ucontext_free(struct vhca_ucontext *uctx)
 {
 	/* First: once this returns no change event touches our fds. */
 	vhca_dev_unlisten(uctx->dev, &uctx->dev_events);
-	/* The device's objects go first: they post to our channels. */
-	if (uctx->dctx)
-		vhca_dctx_destroy(uctx->dctx);
-	uctx->dctx = NULL;
+	/*
+	 * The device's objects go first: they post to our channels.  A
+	 * device that cannot answer (a VM whose vhcad is gone) has lost
+	 * them anyway.
+	 */
+	if (uctx->dctx) {
+		vhca_ucontext_cmd(uctx, VHCA_DEVCMD_CLOSE_CONTEXT, NULL, 0,
+				  NULL, 0, NULL, 0);
+		vhca_device_context_live(uctx, false);
+	}
+	uctx->dctx = 0;
 	drop_data_path(uctx);
+	for (uint32_t h = 0; h < uctx->num_uobjs; h++)
+		if (uctx->uobjs[h])
+			uobj_free(uctx->uobjs[h]);
+	free(uctx->uobjs);
 	vhca_channels_fini(&uctx->channels);
-	if (uctx->initialised)
-		vhca_stats_release(&uctx->dev->stats.contexts);
 	vhca_peer_put(uctx->peer);
 	uncharge_fds(uctx);
+	pthread_mutex_destroy(&uctx->events_lock);
 	pthread_mutex_destroy(&uctx->lock);
 	free(uctx);
 }
 
 /* ---- GET_CONTEXT ------------------------------------------------------- */
 
-int vhca_ucontext_map_queue(struct vhca_ucontext *uctx, int guest_fd,
-			    uint64_t size, struct vhca_qmem *qmem)
+void vhca_ucontext_drop_mem(struct vhca_devcmd_mem *mem, void **pin)
 {
-	int fd, ret;
+	const struct vhca_device_memory *m = vhca_device_memory();
 
-	memset(qmem, 0, sizeof(*qmem));
+	if (mem->kind == VHCA_DEVCMD_MEM_FD && mem->fd >= 0)
+		close(mem->fd);
+	*mem = (struct vhca_devcmd_mem){ .fd = -1 };
+	if (*pin && m)
+		m->unpin(*pin);
+	*pin = NULL;
+}
+
+int vhca_ucontext_queue_mem(struct vhca_ucontext *uctx, int guest_fd,
+			    uint64_t size, struct vhca_devcmd_mem *mem,
+			    uint64_t *list, uint32_t max, void **pin)
+{
+	const struct vhca_device_memory *m = vhca_device_memory();
+	int fd;
+
+	*mem = (struct vhca_devcmd_mem){ .fd = -1 };
+	*pin = NULL;
 	if (!size || size > VHCA_QMEM_MAX_SIZE)
 		return -EINVAL;
+	if (m)
+		return m->queue(uctx->peer, guest_fd, size, mem, list, max,
+				pin);
 	fd = vhca_peer_take_memfd(uctx->peer, guest_fd, size);
 	if (fd < 0)
 		return fd;
-	ret = vhca_qmem_map_fd(qmem, fd, size);
-	close(fd);
-	return ret;
+	*mem = (struct vhca_devcmd_mem){
+		.kind = VHCA_DEVCMD_MEM_FD,
+		.fd = fd,
+		.size = size,
+	};
+	return 0;
 }
 
 /*
@@ -176,18 +348,24 @@ static int take_data_path(struct vhca_ucontext *uctx,
 
 	if (cmd->ctx_page_fd == cmd->wake_fd)
 		return 0;
-	ret = vhca_ucontext_map_queue(uctx, cmd->ctx_page_fd,
+	ret = vhca_ucontext_queue_mem(uctx, cmd->ctx_page_fd,
 				      sizeof(struct vhca_ctx_page),
-				      &uctx->ctx_qmem);
+				      &uctx->ctx_page, &uctx->ctx_page_list, 1,
+				      &uctx->ctx_page_pin);
 	if (ret)
 		return ret;
-	uctx->wake_fd = vhca_peer_take_eventfd(uctx->peer, cmd->wake_fd);
-	if (uctx->wake_fd < 0) {
-		ret = uctx->wake_fd;
-		uctx->wake_fd = -1;
-		drop_data_path(uctx);
-		return ret;
+	/* In a VM the wake-up is the VF's doorbell (guest/README): none. */
+	if (!vhca_device_is_remote()) {
+		uctx->wake_fd = vhca_peer_take_eventfd(uctx->peer,
+						       cmd->wake_fd);
+		if (uctx->wake_fd < 0) {
+			ret = uctx->wake_fd;
+			uctx->wake_fd = -1;
+			drop_data_path(uctx);
+			return ret;
+		}
 	}
+	uctx->data_path = true;
 	return 0;
 }
 
@@ -250,26 +428,34 @@ static void on_dev_changed(struct vhca_dev_listener *listener,
 
 int vhca_ucontext_commit(struct vhca_ucontext *uctx)
 {
-	struct vhca_dctx *dctx;
+	struct vhca_devcmd_open_context open = {
+		.flags = uctx->data_path ? VHCA_DEVCMD_CTX_DATA_PATH : 0,
+		.wake_fd = uctx->wake_fd,
+		.ctx_page = uctx->ctx_page,
+		.cookie = (uint64_t)(uintptr_t)uctx,
+	};
+	struct vhca_devcmd_local local = {
+		.space = vhca_peer_dma_space(uctx->peer),
+		.owner_pidfd = vhca_peer_pidfd(uctx->peer),
+	};
+	struct vhca_devcmd_context_out out;
 	int ret;
 
-	if (!vhca_stats_reserve(&uctx->dev->stats.contexts,
-				uctx->dev->quota.max_contexts))
-		return -EUSERS;	/* the function's share of contexts is used */
-	ret = vhca_dctx_create(uctx->dev, vhca_peer_dma_space(uctx->peer),
-			       &sink, uctx, &uctx->ctx_qmem, uctx->wake_fd,
-			       &dctx);
-	uctx->wake_fd = -1;	/* the device context has it now */
-	if (!ret) {
-		ret = vhca_engine_attach(dctx, vhca_peer_pidfd(uctx->peer));
-		if (ret)
-			vhca_dctx_destroy(dctx);
-	}
-	if (ret) {
-		vhca_stats_release(&uctx->dev->stats.contexts);
+	/* The command takes the eventfd and the page's memfd over. */
+	ret = vhca_device_cmd(uctx->dev, VHCA_DEVCMD_OPEN_CONTEXT, 0, &open,
+			      sizeof(open),
+			      uctx->ctx_page.kind == VHCA_DEVCMD_MEM_PAGES ?
+				      &uctx->ctx_page_list :
+				      NULL,
+			      uctx->ctx_page.nlist,
+			      vhca_device_is_remote() ? NULL : &local, &out,
+			      sizeof(out));
+	uctx->wake_fd = -1;
+	uctx->ctx_page = (struct vhca_devcmd_mem){ .fd = -1 };
+	if (ret)
 		return ret;
-	}
-	uctx->dctx = dctx;
+	uctx->dctx = out.context;
+	vhca_device_context_live(uctx, true);
 	/* Channel commands read it without uctx->lock (cmd.c). */
 	__atomic_store_n(&uctx->initialised, true, __ATOMIC_RELEASE);
 	/* Live now: changes from here on reach its async fd. */

@@ -159,6 +159,18 @@ int vhca_guests_check(struct vhca_guests *guests, bool is_vf, unsigned int vf,
 	return ret;
 }
 
+bool vhca_guests_own(struct vhca_guests *guests, unsigned int vf)
+{
+	bool owned = false;
+
+	pthread_mutex_lock(&guests->lock);
+	reap(guests);
+	for (unsigned int i = 0; i < guests->count && !owned; i++)
+		owned = guests->bindings[i].used && guests->bindings[i].vf == vf;
+	pthread_mutex_unlock(&guests->lock);
+	return owned;
+}
+
 bool vhca_guests_contain(struct vhca_guests *guests, pid_t tid)
 {
 	bool inside;

@@ -46,6 +46,9 @@ int vhca_guests_bind(struct vhca_guests *guests, unsigned int vf,
 int vhca_guests_check(struct vhca_guests *guests, bool is_vf, unsigned int vf,
 		      pid_t tid);
 
+/* Does a live guest own VF @vf?  (It cannot go to a VM then.) */
+bool vhca_guests_own(struct vhca_guests *guests, unsigned int vf);
+
 /* Is @tid a process of a live guest?  (Attribute writes are refused.) */
 bool vhca_guests_contain(struct vhca_guests *guests, pid_t tid);
 

@@ -25,6 +25,7 @@
 #include <netlink/msg.h>
 
 #include "guests.h"
+#include "vm_attach.h"
 #include "mgmt.h"
 #include "peer.h"
 
@@ -38,6 +39,7 @@
 struct vhca_mgmt {
 	struct vhca_pf *pf;
 	struct vhca_guests *guests;
+	struct vhca_vms *vms;
 	char path[PATH_MAX];
 	int listen_fd;
 	int stop_pipe[2];
@@ -283,6 +285,23 @@ static bool peer_privileged(int fd, pid_t *pid)
 	return ok;
 }
 
+/* VHCA_MGMT_ATTACH_VM with the VM's RAM in @fd (taken, or -1). */
+static int attach_vm(struct vhca_mgmt *m, const struct nlmsghdr *nlh,
+		     int *fd)
+{
+	struct vhca_mgmt_vm req;
+	int ram_fd = *fd;
+
+	if (nlh->nlmsg_len != NLMSG_LENGTH(sizeof(req)) ||
+	    !(nlh->nlmsg_flags & NLM_F_REQUEST) || ram_fd < 0)
+		return -EINVAL;
+	memcpy(&req, NLMSG_DATA(nlh), sizeof(req));
+	if (req.flags)
+		return -EINVAL;
+	*fd = -1;
+	return vhca_vms_attach(m->vms, req.vf, ram_fd, req.ram_size);
+}
+
 /* VHCA_MGMT_BIND_GUEST (include/vhca/mgmt.h) from @sender. */
 static int bind_guest(struct vhca_mgmt *m, const struct nlmsghdr *nlh,
 		      pid_t sender)
@@ -299,7 +318,8 @@ static int bind_guest(struct vhca_mgmt *m, const struct nlmsghdr *nlh,
 }
 
 static void handle_record(struct vhca_mgmt *m, int fd, unsigned char *buf,
-			  size_t len, bool privileged, pid_t sender)
+			  size_t len, bool privileged, pid_t sender,
+			  int *passed_fd)
 {
 	struct nlmsghdr *nlh = (struct nlmsghdr *)buf;
 	int remaining = (int)len;
@@ -317,6 +337,8 @@ static void handle_record(struct vhca_mgmt *m, int fd, unsigned char *buf,
 			ret = -EPERM;
 		else if (nlh->nlmsg_type == VHCA_MGMT_BIND_GUEST)
 			ret = bind_guest(m, nlh, sender);
+		else if (nlh->nlmsg_type == VHCA_MGMT_ATTACH_VM)
+			ret = attach_vm(m, nlh, passed_fd);
 		else
 			ret = vhca_mgmt_handle(m->pf, nlh, nlh->nlmsg_len);
 
@@ -336,9 +358,50 @@ static void handle_record(struct vhca_mgmt *m, int fd, unsigned char *buf,
 	}
 }
 
+/*
+ * One record, and the one descriptor it may carry (an attach's RAM):
+ * more than one, or a truncated control message, is refused by closing
+ * what came.
+ */
+static ssize_t recv_record(int fd, unsigned char *buf, int *passed_fd)
+{
+	union {
+		struct cmsghdr hdr;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} control;
+	struct iovec iov = { .iov_base = buf, .iov_len = MGMT_RECORD_MAX };
+	struct msghdr msg = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = control.buf,
+		.msg_controllen = sizeof(control.buf),
+	};
+	ssize_t n = recvmsg(fd, &msg, MSG_TRUNC | MSG_CMSG_CLOEXEC);
+
+	*passed_fd = -1;
+	for (struct cmsghdr *c = n >= 0 ? CMSG_FIRSTHDR(&msg) : NULL; c;
+	     c = CMSG_NXTHDR(&msg, c)) {
+		size_t nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		int fds[4];
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		memcpy(fds, CMSG_DATA(c), (nfds < 4 ? nfds : 4) * sizeof(int));
+		for (size_t i = 0; i < nfds && i < 4; i++) {
+			if (i == 0 && *passed_fd < 0 &&
+			    !(msg.msg_flags & MSG_CTRUNC))
+				*passed_fd = fds[i];
+			else
+				close(fds[i]);
+		}
+	}
+	return n;
+}
+
 /* Serves one connection until it closes or we are stopped. */
 static void serve_conn(struct vhca_mgmt *m, int fd)
 {
+	int passed_fd = -1;
 	pid_t sender = 0;
 	bool privileged = peer_privileged(fd, &sender);
 	unsigned char *buf = malloc(MGMT_RECORD_MAX);
@@ -359,16 +422,21 @@ static void serve_conn(struct vhca_mgmt *m, int fd)
 			continue;
 		if (ready <= 0 || fds[1].revents)
 			break;
-		n = recv(fd, buf, MGMT_RECORD_MAX, MSG_TRUNC);
+		n = recv_record(fd, buf, &passed_fd);
 		if (n <= 0)
 			break;
 		if (n > MGMT_RECORD_MAX) {
 			struct nlmsghdr *nlh = (struct nlmsghdr *)buf;
 
 			send_ack(fd, nlh, -EMSGSIZE);
-			continue;
+		} else {
+			handle_record(m, fd, buf, (size_t)n, privileged,
+				      sender, &passed_fd);
 		}
-		handle_record(m, fd, buf, (size_t)n, privileged, sender);
+		/* A descriptor no request took is not kept. */
+		if (passed_fd >= 0)
+			close(passed_fd);
+		passed_fd = -1;
 	}
 	free(buf);
 }
@@ -402,7 +470,8 @@ static void *serve(void *arg)
 }
 
 int vhca_mgmt_start(struct vhca_mgmt **out, struct vhca_pf *pf,
-		    struct vhca_guests *guests, const char *run_dir)
+		    struct vhca_guests *guests, struct vhca_vms *vms,
+		    const char *run_dir)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	struct vhca_mgmt *m;
@@ -413,6 +482,7 @@ int vhca_mgmt_start(struct vhca_mgmt **out, struct vhca_pf *pf,
 		return -ENOMEM;
 	m->pf = pf;
 	m->guests = guests;
+	m->vms = vms;
 	m->listen_fd = -1;
 	m->stop_pipe[0] = m->stop_pipe[1] = -1;
 	if ((size_t)snprintf(m->path, sizeof(m->path), "%s/" VHCA_MGMT_SOCK_NAME,

@@ -22,6 +22,7 @@
 
 #include "device/pf.h"
 #include "rundir.h"
+#include "device.h"
 #include "sysfs_nodes.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -227,7 +228,7 @@ static int show_gid(const struct node_ctx *c, FILE *out)
 	uint64_t prefix = 0, id = 0;
 
 	if (c->item == 0) {
-		prefix = 0xfe80000000000000ULL;
+		prefix = VHCA_SUBNET_PREFIX;
 		id = c->dev->port_guid;
 	}
 	fprintf(out, "%04x:%04x:%04x:%04x:%04x:%04x:%04x:%04x\n",
@@ -285,14 +286,29 @@ static const char *const counter_names[] = {
 };
 
 /* Counters the device model keeps (pf.h); the others stay 0. */
+/*
+ * A port counter: the device's own memory in vhcad; a VM asks its
+ * device (one command per read, as a PMA query would be).
+ */
+static unsigned long long counter_value(struct vhca_dev *dev, int counter)
+{
+	struct vhca_devcmd_counters now;
+
+	if (counter < 0)
+		return 0;
+	if (vhca_device_is_remote() &&
+	    !vhca_device_cmd(dev, VHCA_DEVCMD_QUERY_COUNTERS, 0, NULL, 0, NULL,
+			     0, NULL, &now, sizeof(now)) &&
+	    counter < VHCA_DEVCMD_COUNTERS)
+		return (unsigned long long)now.value[counter];
+	return (unsigned long long)atomic_load(&dev->counters.value[counter]);
+}
+
 static int show_counter(const struct node_ctx *c, FILE *out)
 {
-	int counter = vhca_counter_by_name(counter_names[c->item]);
-
 	fprintf(out, "%llu\n",
-		counter < 0 ? 0ULL :
-		(unsigned long long)atomic_load(
-			&c->dev->counters.value[counter]));
+		counter_value(c->dev,
+			      vhca_counter_by_name(counter_names[c->item])));
 	return 0;
 }
 
@@ -305,12 +321,9 @@ static const char *const hw_counter_names[] = {
 
 static int show_hw_counter(const struct node_ctx *c, FILE *out)
 {
-	int counter = vhca_counter_by_name(hw_counter_names[c->item]);
-
 	fprintf(out, "%llu\n",
-		counter < 0 ? 0ULL :
-		(unsigned long long)atomic_load(
-			&c->dev->counters.value[counter]));
+		counter_value(c->dev,
+			      vhca_counter_by_name(hw_counter_names[c->item])));
 	return 0;
 }
 

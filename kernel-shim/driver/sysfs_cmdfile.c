@@ -112,6 +112,8 @@ void sysfs_open_cmd_file(fuse_req_t req, struct vhca_sysfs *fs,
 	pthread_rwlock_rdlock(&fs->pf->lock);
 	if (!sysfs_resolve(fs->pf, ref, &ctx)) {
 		err = ENOENT;
+	} else if (ctx.dev->vm_port) {
+		err = EACCES;	/* a VM's VF: its PCI function is the VM's */
 	} else if (vhca_guests_check(fs->guests, ctx.dev->is_vf,
 				     ctx.dev->vf_index,
 				     fuse_req_ctx(req)->pid)) {

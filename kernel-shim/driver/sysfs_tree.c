@@ -135,6 +135,9 @@ bool sysfs_resolve(struct vhca_pf *pf, struct node_ref ref,
 /* The PF, then each VF; NULL past the end.  Caller holds pf->lock. */
 static struct vhca_dev *nth_dev(struct vhca_pf *pf, unsigned int n)
 {
+	/* A VM's view has no PF: its devices are its VFs. */
+	if (pf->pf_hidden)
+		return n < pf->num_vfs ? pf->vfs[n] : NULL;
 	if (n == 0)
 		return &pf->dev;
 	return n <= pf->num_vfs ? pf->vfs[n - 1] : NULL;

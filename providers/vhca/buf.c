@@ -128,6 +128,11 @@ void vhca_ring_doorbell(struct vhca_context *ctx, uint32_t *queued,
 	 */
 	if (vhca_load_relaxed32(&page->needs_wakeup) &&
 	    vhca_xchg32(&page->needs_wakeup, 0)) {
+		/* In a VM: one MMIO write (ivshmem's ioeventfd under KVM). */
+		if (ctx->mmio_doorbell) {
+			*ctx->mmio_doorbell = ctx->mmio_doorbell_value;
+			return;
+		}
 		do {
 			ret = write(ctx->wake_fd, &one, sizeof(one));
 		} while (ret < 0 && errno == EINTR);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "vhca.h"
 
@@ -91,6 +92,18 @@ struct ibv_mr *vhca_reg_mr(struct ibv_pd *pd, void *addr, size_t length,
 	struct verbs_mr *vmr;
 	int ret;
 
+	/*
+	 * In a VM the device reaches the pages themselves: pinned, as the
+	 * kernel's umem pins them (and within RLIMIT_MEMLOCK, as there).
+	 * mlock() faults a writable private mapping in for writing, so a
+	 * writable MR is our own copy, never the shared zero page.  Not
+	 * undone at deregistration: locks do not nest, and another MR may
+	 * share the pages.
+	 */
+	if (to_vctx(pd->context)->vm && length && mlock(addr, length)) {
+		errno = ENOMEM;
+		return NULL;
+	}
 	vmr = calloc(1, sizeof(*vmr));
 	if (!vmr)
 		return NULL;

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <rdma/ib_user_ioctl_verbs.h>
@@ -136,6 +137,42 @@ err:
 	return -1;
 }
 
+/*
+ * In a VM the device is woken by a write to the VF's doorbell register:
+ * its BAR0 mapped (a page: the register may sit inside it).  Returns 0
+ * or -1 with errno set.
+ */
+static int vhca_map_doorbell(struct vhca_context *ctx,
+			     const struct vhca_alloc_ucontext_resp *resp)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	char path[sizeof(resp->doorbell_path) + 1];
+	void *map;
+	int fd;
+
+	memcpy(path, resp->doorbell_path, sizeof(resp->doorbell_path));
+	path[sizeof(resp->doorbell_path)] = '\0';
+	if (resp->doorbell_offset > (uint32_t)page - 4 ||
+	    resp->doorbell_offset % 4) {
+		errno = EPROTO;
+		return -1;
+	}
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	map = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+		   0);
+	close(fd);
+	if (map == MAP_FAILED)
+		return -1;
+	ctx->mmio_page = map;
+	ctx->mmio_doorbell =
+		(volatile uint32_t *)((char *)map + resp->doorbell_offset);
+	ctx->mmio_doorbell_value = resp->doorbell_value;
+	ctx->vm = true;
+	return 0;
+}
+
 static void vhca_db_page_close(struct vhca_context *ctx)
 {
 	struct vhca_qbuf page = {
@@ -148,6 +185,10 @@ static void vhca_db_page_close(struct vhca_context *ctx)
 		return;
 	vhca_qbuf_free(&page);
 	vhca_close_fd(&ctx->wake_fd);
+	if (ctx->mmio_page)
+		munmap(ctx->mmio_page, (size_t)sysconf(_SC_PAGESIZE));
+	ctx->mmio_page = NULL;
+	ctx->mmio_doorbell = NULL;
 	pthread_spin_destroy(&ctx->db_lock);
 	ctx->db_page = NULL;
 	ctx->db_page_fd = -1;
@@ -288,6 +329,9 @@ static struct verbs_context *vhca_alloc_context(struct ibv_device *ibdev,
 		errno = EPROTO;
 		goto err;
 	}
+	if ((resp.full.drv.flags & VHCA_CTX_RESP_VM) &&
+	    vhca_map_doorbell(ctx, &resp.full.drv))
+		goto err;
 	ctx->max_inline_data = resp.full.drv.max_inline_data;
 	ctx->max_send_sge = resp.full.drv.max_send_sge ?
 				    resp.full.drv.max_send_sge :

@@ -77,6 +77,11 @@ struct vhca_context {
 	size_t db_page_size;
 	int db_page_fd;
 	int wake_fd;
+	/* In a VM: the VF's doorbell register, one MMIO write wakes. */
+	volatile uint32_t *mmio_doorbell;
+	uint32_t mmio_doorbell_value;
+	void *mmio_page;
+	bool vm;			/* pin what we register (mlock) */
 	pthread_spinlock_t db_lock;	/* serialises FIFO pushes */
 
 	/* device loss (lost.c) */

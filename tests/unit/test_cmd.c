@@ -63,6 +63,7 @@ static void setup_device(void)
 	dev->port.pkeys[0] = 0xffff;
 	vhca_budget_init();
 	vhca_quota_share(1, &dev->quota);
+	REQUIRE(vhca_dev_open_port(dev, &vhca_ucontext_sink) == 0, "port");
 }
 
 static unsigned int open_fds(void)
@@ -851,9 +852,15 @@ static void test_pds(void)
 	      "response at a kernel address");
 	CHECK(stats_are(2, 3, 0, 0), STATS_FMT, STATS_ARGS);
 	CHECK(alloc_pd(u1, &pd_again) == 0, "alloc after faults");
-	CHECK(u1->dctx->objs.used == 4,
-	      "handle slots used %u: faults leaked slots",
-	      u1->dctx->objs.used);
+	{
+		struct vhca_dctx *d1 = vhca_ucontext_dctx(u1);
+
+		REQUIRE(d1, "device context of u1");
+		CHECK(d1->objs.used == 4,
+		      "handle slots used %u: faults leaked slots",
+		      d1->objs.used);
+		vhca_dctx_put(d1);
+	}
 
 	vhca_cmd_release(u1);
 	CHECK(stats_are(1, 1, 0, 0), STATS_FMT, STATS_ARGS);
@@ -866,11 +873,14 @@ static void test_pds(void)
 /* The MR of @u's device context with @key, as the data path finds it. */
 static struct vhca_mr *find_mr(struct vhca_ucontext *u, uint32_t key)
 {
+	struct vhca_dctx *dctx = vhca_ucontext_dctx(u);
 	struct vhca_mr *mr;
 
-	vhca_dctx_lock(u->dctx);
-	mr = vhca_mr_find(u->dctx, key);
-	vhca_dctx_unlock(u->dctx);
+	REQUIRE(dctx, "device context");
+	vhca_dctx_lock(dctx);
+	mr = vhca_mr_find(dctx, key);
+	vhca_dctx_unlock(dctx);
+	vhca_dctx_put(dctx);	/* the context's own reference stays */
 	return mr;
 }
 
@@ -1019,6 +1029,7 @@ static void test_keys(void)
 	dev2->listeners = NULL;	/* dev's contexts are not dev2's */
 	memset(&dev2->stats, 0, sizeof(dev2->stats));
 	atomic_init(&dev2->open_files, 0);
+	REQUIRE(vhca_dev_open_port(dev2, &vhca_ucontext_sink) == 0, "port 2");
 
 	u1 = open_context(&g1);
 	u2 = vhca_cmd_open(dev2);
@@ -1060,6 +1071,7 @@ static void test_keys(void)
 	      STATS_FMT, STATS_ARGS);
 	close_guest_fds(&g1);
 	close_guest_fds(&g2);
+	vhca_dev_close_port(dev2);
 	pthread_rwlock_destroy(&pf2.lock);
 }
 

@@ -80,7 +80,7 @@ static struct vhca_ucontext *guest_open(void)
 	};
 	struct ib_uverbs_get_context core;
 	struct vhca_ucontext *u = vhca_cmd_open(&pf.dev);
-	uint8_t resp[64];
+	uint8_t resp[8 + sizeof(struct vhca_alloc_ucontext_resp)];
 	void *page;
 
 	REQUIRE(u, "open");
@@ -197,9 +197,15 @@ static void test_resize(void)
 
 	ring_alloc(&old, 16);
 	handle = cq_create(u, &old);
-	vhca_dctx_lock(u->dctx);
-	cq = vhca_obj_lookup(u->dctx, VHCA_OBJ_CQ, handle);
-	vhca_dctx_unlock(u->dctx);
+	{
+		struct vhca_dctx *dctx = vhca_ucontext_dctx(u);
+
+		REQUIRE(dctx, "device context");
+		vhca_dctx_lock(dctx);
+		cq = vhca_obj_lookup(dctx, VHCA_OBJ_CQ, handle);
+		vhca_dctx_unlock(dctx);
+		vhca_dctx_put(dctx);
+	}
 	REQUIRE(cq, "the CQ object");
 	for (uint64_t i = 0; i < 10; i++)
 		REQUIRE(produce(cq, i) == 0, "produce %llu",
@@ -279,6 +285,8 @@ int main(void)
 	snprintf(pf.dev.name, sizeof(pf.dev.name), "vhca0");
 	vhca_budget_init();
 	vhca_quota_share(1, &pf.dev.quota);
+	REQUIRE(vhca_dev_open_port(&pf.dev, &vhca_ucontext_sink) == 0,
+		"port");
 	test_resize();
 	return test_report();
 }

@@ -50,6 +50,7 @@ static void setup_device(void)
 	dev->port.pkeys[1] = 0x8001;
 	vhca_budget_init();
 	vhca_quota_share(1, &dev->quota);
+	REQUIRE(vhca_dev_open_port(dev, &vhca_ucontext_sink) == 0, "port");
 }
 
 /* ---- commands ---------------------------------------------------------- */
@@ -117,7 +118,7 @@ static void pipe_pair(struct vhca_fd_pair *p)
 static int guest_open_with(struct guest *gu, int page_fd, int wake_fd)
 {
 	struct ib_uverbs_get_context core;
-	uint8_t resp[64];
+	uint8_t resp[8 + sizeof(struct vhca_alloc_ucontext_resp)];
 	int ret;
 
 	memset(&gu->g, 0, sizeof(gu->g));

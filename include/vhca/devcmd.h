@@ -1,0 +1,265 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * The device command interface: what the driver half asks of one function
+ * (PF or VF) of the device, and the events the device sends back.  It is
+ * to vhca what the PRM command set is to mlx5: the driver (the uverbs
+ * layer, kernel-shim/driver/) never touches device state except through
+ * these commands.
+ *
+ * One format, two transports (docs/prm.md, "Device commands"):
+ *   - in-process: vhcad's driver half and device half in one process
+ *     (host processes, namespace guests); commands are function calls
+ *     (device/devcmd.h) and may name vhcad's own file descriptors;
+ *   - the VF's mailbox in its BAR (docs/vm.md): the driver half runs in
+ *     the VM, the device half in vhcad; memory is named by guest-physical
+ *     pages, never by file descriptors.
+ *
+ * Every command is a header and a fixed body; every answer a status and
+ * a fixed body.  Layouts are little-endian and naturally aligned.  Where
+ * the uverbs ABI already lays out an object's attributes
+ * (rdma/ib_user_verbs.h), the command carries that struct unchanged.
+ */
+#ifndef VHCA_DEVCMD_H
+#define VHCA_DEVCMD_H
+
+#include <linux/types.h>
+#include <rdma/ib_user_verbs.h>
+
+enum vhca_devcmd_op {
+	VHCA_DEVCMD_QUERY_FUNCTION = 0x01,	/* identity, port, P_Keys */
+	VHCA_DEVCMD_QUERY_COUNTERS = 0x02,	/* port counters */
+	VHCA_DEVCMD_OPEN_CONTEXT = 0x03,
+	VHCA_DEVCMD_CLOSE_CONTEXT = 0x04,
+	VHCA_DEVCMD_ALLOC_PD = 0x10,
+	VHCA_DEVCMD_DEALLOC_PD = 0x11,
+	VHCA_DEVCMD_REG_MR = 0x12,
+	VHCA_DEVCMD_DEREG_MR = 0x13,
+	VHCA_DEVCMD_CREATE_CQ = 0x20,
+	VHCA_DEVCMD_RESIZE_CQ = 0x21,
+	VHCA_DEVCMD_DESTROY_CQ = 0x22,
+	VHCA_DEVCMD_CREATE_QP = 0x30,
+	VHCA_DEVCMD_MODIFY_QP = 0x31,
+	VHCA_DEVCMD_QUERY_QP = 0x32,
+	VHCA_DEVCMD_DESTROY_QP = 0x33,
+	VHCA_DEVCMD_CREATE_SRQ = 0x40,
+	VHCA_DEVCMD_MODIFY_SRQ = 0x41,
+	VHCA_DEVCMD_QUERY_SRQ = 0x42,
+	VHCA_DEVCMD_DESTROY_SRQ = 0x43,
+	VHCA_DEVCMD_OP_MAX = 0x44,
+};
+
+struct vhca_devcmd_hdr {
+	__u16 op;		/* enum vhca_devcmd_op */
+	__u16 in_len;		/* bytes of body after this header */
+	__u32 context;		/* the device context acted on, if any */
+};
+
+struct vhca_devcmd_status {
+	__s32 status;		/* 0 or -errno */
+	__u32 out_len;		/* bytes of body after this */
+};
+
+/* ---- memory ------------------------------------------------------------------ */
+
+enum vhca_devcmd_mem_kind {
+	VHCA_DEVCMD_MEM_NONE = 0,
+	/* In-process only: a sealed memfd, an fd of vhcad's (taken over). */
+	VHCA_DEVCMD_MEM_FD = 1,
+	/*
+	 * VMs: @npages guest-physical 4 KiB pages, in order.  Their
+	 * addresses are listed in "list pages" of guest memory, 512 per
+	 * page, whose own addresses follow the command's body (@nlist of
+	 * them, __u64 each).  Every address is checked against the VM's RAM.
+	 */
+	VHCA_DEVCMD_MEM_PAGES = 2,
+};
+
+#define VHCA_DEVCMD_PAGE_SIZE 4096u
+#define VHCA_DEVCMD_LIST_ENTRIES (VHCA_DEVCMD_PAGE_SIZE / 8)
+
+struct vhca_devcmd_mem {
+	__u32 kind;		/* enum vhca_devcmd_mem_kind */
+	__s32 fd;		/* MEM_FD */
+	__u64 size;		/* bytes the object may use */
+	__u32 npages;		/* MEM_PAGES */
+	__u32 nlist;		/* MEM_PAGES: list pages after the body */
+};
+
+/* ---- the function ---------------------------------------------------------------- */
+
+struct vhca_devcmd_function {
+	char name[32];		/* vhca0_vf3 */
+	__u32 is_vf;
+	__u32 vf_index;
+	__u64 node_guid;	/* host byte order */
+	__u64 port_guid;
+	__u64 sys_image_guid;
+	char node_desc[64];
+	/* port 1 */
+	__u32 port_state;	/* enum ibv_port_state */
+	__u32 phys_state;
+	__u32 cap_flags;
+	__u16 lid;
+	__u16 sm_lid;
+	__u8 lmc;
+	__u8 sm_sl;
+	__u8 active_mtu;
+	__u8 active_width;
+	__u8 active_speed;
+	__u8 reserved[3];
+	__u64 subnet_prefix;	/* GID 0 = prefix + port GUID */
+	__u16 pkeys[128];
+	/* what the function may hold (device/limits.h: its quota) */
+	__u32 max_qp, max_cq, max_srq, max_mr, max_pd, max_contexts;
+};
+
+/* Port counters, indexed by enum vhca_counter (device/pf.h). */
+#define VHCA_DEVCMD_COUNTERS 16
+
+struct vhca_devcmd_counters {
+	__u64 value[VHCA_DEVCMD_COUNTERS];
+};
+
+/* ---- contexts -------------------------------------------------------------------- */
+
+#define VHCA_DEVCMD_CTX_DATA_PATH 0x1	/* a doorbell page and a wake-up */
+
+/*
+ * In-process, the owner's memory and liveness come with the command as
+ * objects (device/devcmd.h); over a mailbox the context's memory is its
+ * VM's RAM and its wake-up the VF's doorbell.
+ */
+struct vhca_devcmd_open_context {
+	__u32 flags;
+	__s32 wake_fd;		/* in-process: eventfd, taken over; else -1 */
+	struct vhca_devcmd_mem ctx_page;	/* struct vhca_ctx_page */
+	__u64 cookie;		/* the driver's: comes back in events */
+};
+
+struct vhca_devcmd_context_out {
+	__u32 context;
+	__u32 reserved;
+};
+
+/* ---- objects --------------------------------------------------------------------- */
+
+struct vhca_devcmd_handle {
+	__u32 handle;
+	__u32 reserved;
+};
+
+struct vhca_devcmd_reg_mr {
+	__u32 pd_handle;
+	__u32 access;		/* IB_UVERBS_ACCESS_* */
+	/*
+	 * In-process: the owner's virtual address.  MEM_PAGES: the offset
+	 * of the first byte in the first page (below 4096).
+	 */
+	__u64 addr;
+	__u64 length;
+	__u64 iova;		/* hca_va: what work requests use */
+	struct vhca_devcmd_mem mem;	/* NONE in-process, else PAGES */
+};
+
+struct vhca_devcmd_reg_mr_out {
+	__u32 handle;
+	__u32 lkey;
+	__u32 rkey;
+	__u32 reserved;
+};
+
+#define VHCA_DEVCMD_NO_CHANNEL 0xffffffffu
+
+struct vhca_devcmd_create_cq {
+	__u64 user_handle;
+	__u32 cqe;		/* asked for */
+	__u32 comp_vector;
+	__u32 channel;		/* driver's id, or VHCA_DEVCMD_NO_CHANNEL */
+	__u32 cqe_count;	/* ring entries (a power of two) */
+	__u64 ring_offset;
+	__u64 db_offset;
+	struct vhca_devcmd_mem mem;
+};
+
+struct vhca_devcmd_cq_out {
+	__u32 handle;
+	__u32 cqn;
+	__u32 cqe;
+	__u32 reserved;
+};
+
+struct vhca_devcmd_resize_cq {
+	__u32 handle;
+	__u32 cqe;
+	__u32 cqe_count;
+	__u32 reserved;
+	__u64 ring_offset;
+	__u64 db_offset;
+	struct vhca_devcmd_mem mem;
+};
+
+struct vhca_devcmd_create_qp {
+	__u64 user_handle;
+	__u32 pd_handle, send_cq_handle, recv_cq_handle, srq_handle;
+	__u32 max_send_wr, max_recv_wr, max_send_sge, max_recv_sge;
+	__u32 max_inline_data;
+	__u8 sq_sig_all, qp_type, is_srq, reserved;
+	__u32 create_flags;
+	/* where the rings are in the queue memory */
+	__u64 sq_offset;
+	__u32 sq_wqe_count, sq_stride;
+	__u64 rq_offset;
+	__u32 rq_wqe_count, rq_stride;
+	__u64 db_offset;
+	struct vhca_devcmd_mem mem;
+};
+
+struct vhca_devcmd_query_qp {
+	__u32 handle;
+	__u32 attr_mask;
+};
+
+struct vhca_devcmd_create_srq {
+	struct ib_uverbs_create_srq core;
+	__u32 wqe_count, stride;
+	__u64 ring_offset, db_offset;
+	struct vhca_devcmd_mem mem;
+};
+
+/*
+ * Bodies not defined above: ALLOC_PD -> struct vhca_devcmd_handle;
+ * DEALLOC_PD, DEREG_MR, DESTROY_CQ/QP/SRQ <- struct vhca_devcmd_handle;
+ * RESIZE_CQ -> struct vhca_devcmd_cq_out; CREATE_QP -> struct
+ * ib_uverbs_create_qp_resp; MODIFY_QP <- struct ib_uverbs_modify_qp;
+ * QUERY_QP -> struct ib_uverbs_query_qp_resp; CREATE_SRQ -> struct
+ * ib_uverbs_create_srq_resp; MODIFY_SRQ <- struct ib_uverbs_modify_srq;
+ * QUERY_SRQ <- struct vhca_devcmd_handle, -> struct
+ * ib_uverbs_query_srq_resp; QUERY_FUNCTION -> struct
+ * vhca_devcmd_function; QUERY_COUNTERS -> struct vhca_devcmd_counters;
+ * OPEN_CONTEXT -> struct vhca_devcmd_context_out.
+ */
+
+/* ---- events ---------------------------------------------------------------------- */
+
+enum vhca_devcmd_event_type {
+	/* CQ @handle of the context has a completion event (it was armed). */
+	VHCA_DEVCMD_EV_COMP = 1,
+	/* An affiliated async event (@event: enum ibv_event_type) of @handle. */
+	VHCA_DEVCMD_EV_ASYNC = 2,
+	/* The function changed (@event: GID, P_Key, port): query it again. */
+	VHCA_DEVCMD_EV_FUNCTION = 3,
+};
+
+struct vhca_devcmd_event {
+	__u16 type;		/* enum vhca_devcmd_event_type */
+	__u16 reserved;
+	__u32 context;
+	__u64 cookie;		/* the context's, from OPEN_CONTEXT */
+	__u64 user_handle;	/* of the object */
+	__u32 handle;		/* the object's */
+	__u32 event;
+	__u32 channel;		/* COMP: the CQ's channel */
+	__u32 reserved2;
+};
+
+#endif /* VHCA_DEVCMD_H */
