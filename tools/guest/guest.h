@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /*
  * vhca-guest's parts (docs/guests.md):
- *   vhca-guest.c  the command line, the VF (its lock), the binding with
- *                 vhcad, and the launcher-facing process that stays
+ *   vhca-guest.c  the command line, the VF (its lock: ../common/vf.c), the
+ *                 binding with vhcad, and the launcher-facing process that stays
  *                 outside and passes signals in and the exit status out;
  *   view.c        the guest's filesystem: what it sees and what it may
  *                 write (built in its mount namespace, from outside);
@@ -16,7 +16,9 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define GUEST_EXIT_FAILED 125
+#include "tool.h"
+
+#define GUEST_EXIT_FAILED TOOL_EXIT_FAILED
 #define GUEST_EXIT_CANNOT_EXECUTE 126
 #define GUEST_EXIT_NOT_FOUND 127
 
@@ -50,9 +52,9 @@ struct guest {
 	char **cmd;
 };
 
-_Noreturn void guest_fail(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
-char *guest_path_join(const char *dir, const char *name);
+/* "vhca-guest: <message>", exit 125 (tool.h). */
+#define guest_fail tool_fail
+#define guest_path_join tool_path_join
 
 /*
  * In the guest's fresh mount namespace, from outside: its run dir, /dev,

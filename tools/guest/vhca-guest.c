@@ -28,12 +28,10 @@
  * VF, VF owned by another guest, setup), 126 when CMD cannot be executed,
  * 127 when it is not found (the conventions of env(1) and timeout(1)).
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
-#include <poll.h>
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>
@@ -43,32 +41,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/file.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
-#include <linux/netlink.h>
 
 #include <vhca/mgmt.h>
 #include <vhca/text.h>
 
 #include "guest.h"
+#include "mgmt_client.h"
+#include "vf.h"
 
-#define DEFAULT_RUN_DIR "/run/vhca"
-#define GUESTS_DIR_NAME "guests"
-/* Bound for parsing only; whether the VF exists is asked of the view. */
-#define VF_NUMBER_MAX 65535
-#define UVERBS_INDEX_MAX 65535
-#define ATTR_MAX 128
-/* vhcad serves one management client at a time; a busy one may wait. */
-#define BIND_TIMEOUT_MS 10000
-
-struct vf_entry {
-	unsigned int vf;
-	unsigned int uverbs;
-};
 
 /* ---- messages -------------------------------------------------------------- */
 
@@ -83,7 +66,7 @@ static void usage(FILE *out)
 		"\n"
 		"  --vf N           the VF (default: the lowest one no guest owns)\n"
 		"  --name NAME      the guest's hostname (default " GUEST_PF_NAME "-vfN)\n"
-		"  --run-dir DIR    vhcad's run dir (default $VHCA_RUN_DIR, else " DEFAULT_RUN_DIR ")\n"
+		"  --run-dir DIR    vhcad's run dir (default $VHCA_RUN_DIR, else " VF_DEFAULT_RUN_DIR ")\n"
 		"  --net private    own network namespace, loopback only (default)\n"
 		"  --net host       the host's network (MPI: PMIx and out-of-band TCP)\n"
 		"  --share DIR      DIR of the host, writable, at the same path (repeatable)\n"
@@ -93,45 +76,9 @@ static void usage(FILE *out)
 		"127 if CMD is not found.\n");
 }
 
-static void print_error(const char *fmt, va_list ap)
-{
-	fprintf(stderr, "vhca-guest: ");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\n");
-}
+const char tool_name[] = "vhca-guest";
 
-_Noreturn void guest_fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	print_error(fmt, ap);
-	va_end(ap);
-	exit(GUEST_EXIT_FAILED);
-}
-
-static _Noreturn void usage_error(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
-
-static _Noreturn void usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	print_error(fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "(vhca-guest --help for usage)\n");
-	exit(GUEST_EXIT_FAILED);
-}
-
-char *guest_path_join(const char *dir, const char *name)
-{
-	char *path;
-
-	if (asprintf(&path, "%s/%s", dir, name) < 0)
-		guest_fail("out of memory");
-	return path;
-}
+#define usage_error tool_usage_error
 
 /* ---- command line ------------------------------------------------------------ */
 
@@ -207,7 +154,6 @@ static void parse_command_line(struct guest *g, int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	bool net_given = false;
-	unsigned long vf;
 	int c;
 
 	opterr = 0;
@@ -217,11 +163,7 @@ static void parse_command_line(struct guest *g, int argc, char **argv)
 		case 'v':
 			if (g->vf_given)
 				usage_error("--vf given twice");
-			if (!vhca_parse_decimal(optarg, strlen(optarg),
-						VF_NUMBER_MAX, &vf))
-				usage_error("--vf '%s' is not a VF number (decimal, 0 to %d)",
-					    optarg, VF_NUMBER_MAX);
-			g->vf = (unsigned int)vf;
+			g->vf = vf_parse_option(optarg);
 			g->vf_given = true;
 			break;
 		case 'n':
@@ -258,23 +200,16 @@ static void parse_command_line(struct guest *g, int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			exit(0);
-		case ':':
-			usage_error("%s needs a value", argv[optind - 1]);
 		default:
-			if (optopt)
-				usage_error("unknown option '-%c'", optopt);
-			usage_error("unknown option '%s'", argv[optind - 1]);
+			tool_bad_option(c, argv);
 		}
 	}
 	if (optind >= argc)
 		usage_error("no command given (vhca-guest [options] -- CMD [ARGS...])");
 	g->cmd = &argv[optind];
 
-	if (!g->run_dir_arg) {
-		const char *env = getenv("VHCA_RUN_DIR");
-
-		g->run_dir_arg = env && *env ? env : DEFAULT_RUN_DIR;
-	}
+	if (!g->run_dir_arg)
+		g->run_dir_arg = vf_default_run_dir();
 }
 
 /*
@@ -326,280 +261,54 @@ static void resolve_shares(struct guest *g)
 			}
 }
 
-/* ---- the devices vhcad serves ------------------------------------------------- */
+/* ---- the VF and the binding with vhcad ------------------------------------------ */
 
-/* Reads a one-line attribute without its newline; false if unreadable. */
-static bool read_attr(const char *path, char *buf, size_t size)
+static void guest_owner_name(unsigned int vf, char *buf, size_t size, void *ctx)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t len;
+	const struct guest *g = ctx;
 
-	if (fd < 0)
-		return false;
-	len = read(fd, buf, size - 1);
-	close(fd);
-	if (len < 0)
-		return false;
-	len = (ssize_t)vhca_text_strip_newline(buf, (size_t)len);
-	buf[len] = '\0';
-	return true;
+	if (g->name_given)
+		snprintf(buf, size, "%s", g->name);
+	else
+		snprintf(buf, size, GUEST_PF_NAME "-vf%u", vf);
 }
 
-/* "<prefix>N" -> N (at most @max), strictly: "uverbs7", "vhca0_vf3". */
-static bool parse_numbered_name(const char *name, const char *prefix,
-				unsigned long max, unsigned int *number)
-{
-	size_t len = strlen(prefix);
-	unsigned long value;
-
-	if (strncmp(name, prefix, len) ||
-	    !vhca_parse_decimal(name + len, strlen(name + len), max, &value))
-		return false;
-	*number = (unsigned int)value;
-	return true;
-}
-
-static int compare_vf(const void *a, const void *b)
-{
-	const struct vf_entry *x = a, *y = b;
-
-	return (x->vf > y->vf) - (x->vf < y->vf);
-}
-
-/*
- * The VFs of vhca0 as the view lists them (class/infiniband_verbs/uverbsM/
- * ibdev), sorted by VF number.  Fails, naming the run dir, when no daemon
- * serves it.
- */
-static struct vf_entry *list_vfs(const struct guest *g, size_t *count)
-{
-	char *verbs_dir = guest_path_join(g->sys_path, "class/infiniband_verbs");
-	struct vf_entry *vfs = NULL;
-	size_t num = 0, cap = 0;
-	bool pf_seen = false;
-	struct dirent *entry;
-	DIR *dir;
-
-	dir = opendir(verbs_dir);
-	if (!dir)
-		guest_fail("no vhcad serves %s (cannot read %s: %s); start it with 'vhcad --run-dir %s'",
-		     g->run_dir, verbs_dir, strerror(errno), g->run_dir);
-	while ((entry = readdir(dir))) {
-		char path[PATH_MAX], ibdev[ATTR_MAX];
-		unsigned int index, vf;
-
-		if (!parse_numbered_name(entry->d_name, GUEST_UVERBS_PREFIX,
-					 UVERBS_INDEX_MAX, &index))
-			continue;
-		snprintf(path, sizeof(path), "%s/%s/ibdev", verbs_dir,
-			 entry->d_name);
-		/* A VF removed while we look has no ibdev any more: skip it. */
-		if (!read_attr(path, ibdev, sizeof(ibdev)))
-			continue;
-		if (!strcmp(ibdev, GUEST_PF_NAME))
-			pf_seen = true;
-		if (!parse_numbered_name(ibdev, GUEST_VF_PREFIX, VF_NUMBER_MAX,
-					 &vf))
-			continue;
-		if (num == cap) {
-			cap = cap ? 2 * cap : 16;
-			vfs = realloc(vfs, cap * sizeof(*vfs));
-			if (!vfs)
-				guest_fail("out of memory");
-		}
-		vfs[num++] = (struct vf_entry){ .vf = vf, .uverbs = index };
-	}
-	closedir(dir);
-	if (!pf_seen)
-		guest_fail("%s has no device " GUEST_PF_NAME " (is vhcad running on %s?)",
-		     verbs_dir, g->run_dir);
-	free(verbs_dir);
-	if (num)
-		qsort(vfs, num, sizeof(*vfs), compare_vf);
-	*count = num;
-	return vfs;
-}
-
-/* ---- ownership ----------------------------------------------------------------- */
-
-static char *lock_path(const struct guest *g, unsigned int vf)
-{
-	char *path;
-
-	if (asprintf(&path, "%s/" GUESTS_DIR_NAME "/" GUEST_VF_PREFIX "%u.lock",
-		     g->run_dir, vf) < 0)
-		guest_fail("out of memory");
-	return path;
-}
-
-/*
- * Takes VF vf for this guest: an exclusive flock() on its lock file.  The
- * fd is opened without O_CLOEXEC on purpose: CMD inherits it and the VF
- * stays taken until the last process holding it exits.  Returns the fd,
- * or -1 if another guest holds the VF (holder described in holder[]).
- */
-static int try_take_vf(const struct guest *g, unsigned int vf, char *holder,
-		       size_t holder_size)
-{
-	char *path = lock_path(g, vf);
-	char record[ATTR_MAX];
-	ssize_t len;
-	int fd;
-
-	holder[0] = '\0';
-	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW, 0644);
-	if (fd < 0)
-		guest_fail("cannot open %s: %s", path, strerror(errno));
-	if (flock(fd, LOCK_EX | LOCK_NB)) {
-		if (errno != EWOULDBLOCK)
-			guest_fail("cannot lock %s: %s", path, strerror(errno));
-		/* The record is only for the message; the lock is the truth. */
-		len = pread(fd, holder, holder_size - 1, 0);
-		holder[len > 0 ? vhca_text_strip_newline(holder, (size_t)len)
-			       : 0] = '\0';
-		close(fd);
-		free(path);
-		return -1;
-	}
-	/* pid stays CMD's pid across execve. */
-	len = snprintf(record, sizeof(record), "guest '%s' (pid %d)\n", g->name,
-		       (int)getpid());
-	if (ftruncate(fd, 0) || pwrite(fd, record, (size_t)len, 0) != len)
-		guest_fail("cannot write %s: %s", path, strerror(errno));
-	free(path);
-	return fd;
-}
-
-static void describe_vfs(const struct vf_entry *vfs, size_t count, char *buf,
-			 size_t size)
-{
-	size_t used = 0;
-
-	if (!count) {
-		snprintf(buf, size, GUEST_PF_NAME " has no VFs: sriov_numvfs is 0");
-		return;
-	}
-	if (count > 16) {
-		/* Too many to list; vhcad numbers them without gaps anyway. */
-		snprintf(buf, size, GUEST_PF_NAME " has %zu VFs, vf%u to vf%u", count,
-			 vfs[0].vf, vfs[count - 1].vf);
-		return;
-	}
-	used = (size_t)snprintf(buf, size, GUEST_PF_NAME " has");
-	for (size_t i = 0; i < count && used < size; i++)
-		used += (size_t)snprintf(buf + used, size - used, "%s vf%u",
-					 i ? "," : "", vfs[i].vf);
-}
-
-static void set_default_name(struct guest *g)
-{
-	if (!g->name_given)
-		snprintf(g->name, sizeof(g->name), GUEST_PF_NAME "-vf%u", g->vf);
-}
-
-/* Picks the VF (given, or the lowest free one) and takes it. */
+/* Picks the VF (given, or the lowest free one) and takes it (vf.h). */
 static void choose_and_take_vf(struct guest *g)
 {
-	char *guests_dir = guest_path_join(g->run_dir, GUESTS_DIR_NAME);
-	char holder[ATTR_MAX], known[512];
-	struct vf_entry *vfs;
-	size_t count;
+	struct vf_claim claim = {
+		.run_dir = g->run_dir,
+		.sys_path = g->sys_path,
+		.vf_given = g->vf_given,
+		.vf = g->vf,
+		.owner_kind = "guest",
+		.owner_name = guest_owner_name,
+		.owner_ctx = g,
+	};
 
-	vfs = list_vfs(g, &count);
-	describe_vfs(vfs, count, known, sizeof(known));
-	if (mkdir(guests_dir, 0755) && errno != EEXIST)
-		guest_fail("cannot create %s: %s", guests_dir, strerror(errno));
-	free(guests_dir);
-
-	g->lock_fd = -1;
-	if (g->vf_given) {
-		size_t i = 0;
-
-		while (i < count && vfs[i].vf != g->vf)
-			i++;
-		if (i == count)
-			guest_fail("VF %u of " GUEST_PF_NAME " does not exist (%s)", g->vf,
-			     known);
-		set_default_name(g);
-		g->lock_fd = try_take_vf(g, g->vf, holder, sizeof(holder));
-		if (g->lock_fd < 0)
-			guest_fail(GUEST_VF_PREFIX "%u is owned by %s; a VF belongs to one guest at a time",
-			     g->vf, *holder ? holder : "another guest");
-		g->uverbs = vfs[i].uverbs;
-	} else {
-		for (size_t i = 0; i < count && g->lock_fd < 0; i++) {
-			g->vf = vfs[i].vf;
-			g->uverbs = vfs[i].uverbs;
-			set_default_name(g);
-			g->lock_fd = try_take_vf(g, g->vf, holder,
-						 sizeof(holder));
-		}
-		if (g->lock_fd < 0)
-			guest_fail(count ? "every VF is owned by a guest (%s)" : "%s",
-			     known);
-	}
-	free(vfs);
-}
-
-/* ---- the binding with vhcad ----------------------------------------------------- */
-
-/*
- * The management socket, connected while the run dir is still in view
- * (the guest's mount namespace covers it).
- */
-static int connect_mgmt(const struct guest *g)
-{
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	int fd;
-
-	if ((size_t)snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/%s",
-			     g->run_dir, VHCA_MGMT_SOCK_NAME) >=
-	    sizeof(addr.sun_path))
-		guest_fail("run dir %s: path too long for its management socket",
-			   g->run_dir);
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)))
-		guest_fail("cannot reach vhcad's management socket %s: %s",
-			   addr.sun_path, strerror(errno));
-	return fd;
+	vf_claim(&claim);
+	g->vf = claim.vf;
+	g->uverbs = claim.uverbs;
+	g->lock_fd = claim.lock_fd;
+	if (!g->name_given)
+		snprintf(g->name, sizeof(g->name), GUEST_PF_NAME "-vf%u", g->vf);
 }
 
 /* Asks vhcad to serve VF g->vf to the guest whose init is @init_pid only. */
 static void bind_vf_to_guest(const struct guest *g, int mgmt_fd,
 			     pid_t init_pid)
 {
-	struct {
-		struct nlmsghdr hdr;
-		struct vhca_mgmt_guest guest;
-	} req = {
-		.hdr = {
-			.nlmsg_len = sizeof(req),
-			.nlmsg_type = VHCA_MGMT_BIND_GUEST,
-			.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK,
-			.nlmsg_seq = 1,
-		},
-		.guest = { .vf = g->vf, .init_pid = init_pid },
-	};
-	struct {
-		struct nlmsghdr hdr;
-		struct nlmsgerr err;
-	} ack;
-	struct pollfd pfd = { .fd = mgmt_fd, .events = POLLIN };
-	ssize_t n;
+	struct vhca_mgmt_guest guest = { .vf = g->vf, .init_pid = init_pid };
+	char what[64];
+	int err;
 
-	if (send(mgmt_fd, &req, sizeof(req), MSG_NOSIGNAL) != sizeof(req))
-		guest_fail("cannot ask vhcad to bind " GUEST_VF_PREFIX "%u: %s",
-			   g->vf, strerror(errno));
-	if (poll(&pfd, 1, BIND_TIMEOUT_MS) != 1)
-		guest_fail("vhcad did not answer the binding of " GUEST_VF_PREFIX "%u within %d s",
-			   g->vf, BIND_TIMEOUT_MS / 1000);
-	n = recv(mgmt_fd, &ack, sizeof(ack), 0);
-	if (n != sizeof(ack) || ack.hdr.nlmsg_type != NLMSG_ERROR)
-		guest_fail("vhcad's answer to the binding of " GUEST_VF_PREFIX "%u is malformed",
-			   g->vf);
-	if (ack.err.error)
+	snprintf(what, sizeof(what), "bind " GUEST_VF_PREFIX "%u to the guest",
+		 g->vf);
+	err = mgmt_call(mgmt_fd, VHCA_MGMT_BIND_GUEST, &guest, sizeof(guest),
+			-1, what);
+	if (err)
 		guest_fail("vhcad refused to bind " GUEST_VF_PREFIX "%u to the guest: %s",
-			   g->vf, strerror(-ack.err.error));
+			   g->vf, strerror(-err));
 }
 
 /* ---- outside: the guest's face to its launcher ------------------------------------- */
@@ -729,7 +438,7 @@ int main(int argc, char **argv)
 	resolve_shares(&g);
 
 	choose_and_take_vf(&g);
-	mgmt_fd = connect_mgmt(&g);
+	mgmt_fd = mgmt_connect(g.run_dir);
 	enter_namespaces(&g);
 
 	if (pipe2(go, O_CLOEXEC) || pipe2(status, O_CLOEXEC))
