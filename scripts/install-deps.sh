@@ -1,5 +1,6 @@
 #!/bin/bash
-# Installs what vhca needs to build, test and run its demo (Debian 12).
+# Installs what vhca needs to build, test and run its demo (Debian 12),
+# and builds the guest image vhca-vm boots (scripts/build-vm-image.sh).
 set -euo pipefail
 
 packages=(
@@ -8,6 +9,7 @@ packages=(
 	libfuse3-dev fuse3 libnl-3-dev libnl-route-3-dev
 	openmpi-bin libopenmpi-dev libucx0 gnuplot-nox
 	iproute2 procps util-linux
+	qemu-system-x86 busybox-static kmod xz-utils
 )
 
 missing=()
@@ -25,3 +27,7 @@ if ((${#missing[@]})); then
 	apt-get update
 	apt-get install -y --no-install-recommends "${missing[@]}"
 fi
+
+# The VM image (a Debian kernel, a busybox initramfs): cached, a no-op when
+# it is up to date.
+bash "$(dirname "$0")/build-vm-image.sh"
