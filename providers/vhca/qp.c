@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <vhca/opcode.h>
+
 #include "barrier.h"
 #include "vhca.h"
 
@@ -100,21 +102,6 @@ static int vhca_qp_size(struct vhca_context *ctx, struct vhca_qp *qp,
 
 static void vhca_qp_init_wr_ops(struct vhca_qp *qp, uint64_t send_ops);
 
-/* The ibv_wr_* operations each QP type can carry. */
-static uint64_t vhca_send_ops_for(enum ibv_qp_type type)
-{
-	uint64_t ops = IBV_QP_EX_WITH_SEND | IBV_QP_EX_WITH_SEND_WITH_IMM;
-
-	if (type == IBV_QPT_RC || type == IBV_QPT_UC)
-		ops |= IBV_QP_EX_WITH_RDMA_WRITE |
-		       IBV_QP_EX_WITH_RDMA_WRITE_WITH_IMM;
-	if (type == IBV_QPT_RC)
-		ops |= IBV_QP_EX_WITH_RDMA_READ |
-		       IBV_QP_EX_WITH_ATOMIC_CMP_AND_SWP |
-		       IBV_QP_EX_WITH_ATOMIC_FETCH_AND_ADD;
-	return ops;
-}
-
 /*
  * Both create verbs end here.  @attr->comp_mask holds IBV_QP_INIT_ATTR_PD
  * and at most IBV_QP_INIT_ATTR_SEND_OPS_FLAGS.  On success attr->cap holds
@@ -153,8 +140,9 @@ static struct ibv_qp *vhca_create_qp_common(struct ibv_context *context,
 		return NULL;
 	}
 	if (attr->comp_mask & IBV_QP_INIT_ATTR_SEND_OPS_FLAGS) {
+		/* Only the ibv_wr_* operations the QP type may carry. */
 		send_ops = attr->send_ops_flags;
-		if (send_ops & ~vhca_send_ops_for(attr->qp_type)) {
+		if (send_ops & ~vhca_wr_ops_of(attr->qp_type)) {
 			errno = EOPNOTSUPP;
 			return NULL;
 		}
@@ -345,31 +333,28 @@ int vhca_destroy_qp(struct ibv_qp *ibqp)
 	return 0;
 }
 
-/* --- post_send --------------------------------------------------------- */
+/* --- post_send ---------------------------------------------------------
+ *
+ * What a work request may do is the opcode table's (include/vhca/opcode.h),
+ * the one the device checks each WQE against: which QP types carry it (UC
+ * has no READ or atomics, UD only SENDs: IBTA table 35's opcodes per
+ * transport), whether IBV_SEND_INLINE is honoured (only where a local
+ * payload is gathered), which fields its WQE carries.  An opcode the table
+ * has no row for fails here, before the device sees it.
+ */
 
-static bool vhca_opcode_ok(enum ibv_qp_type type, enum ibv_wr_opcode op)
-{
-	switch (op) {
-	case IBV_WR_SEND:
-	case IBV_WR_SEND_WITH_IMM:
-		return true;
-	case IBV_WR_RDMA_WRITE:
-	case IBV_WR_RDMA_WRITE_WITH_IMM:
-		return type == IBV_QPT_RC || type == IBV_QPT_UC;
-	case IBV_WR_RDMA_READ:
-	case IBV_WR_ATOMIC_CMP_AND_SWP:
-	case IBV_WR_ATOMIC_FETCH_AND_ADD:
-		return type == IBV_QPT_RC;
-	default:
-		return false;
-	}
-}
-
-static bool vhca_opcode_may_inline(enum ibv_wr_opcode op)
-{
-	return op == IBV_WR_SEND || op == IBV_WR_SEND_WITH_IMM ||
-	       op == IBV_WR_RDMA_WRITE || op == IBV_WR_RDMA_WRITE_WITH_IMM;
-}
+/* So an enum ibv_wr_opcode indexes the table and is the WQE's opcode. */
+static_assert(IBV_WR_RDMA_WRITE == (int)VHCA_WQE_RDMA_WRITE &&
+		      IBV_WR_RDMA_WRITE_WITH_IMM ==
+			      (int)VHCA_WQE_RDMA_WRITE_WITH_IMM &&
+		      IBV_WR_SEND == (int)VHCA_WQE_SEND &&
+		      IBV_WR_SEND_WITH_IMM == (int)VHCA_WQE_SEND_WITH_IMM &&
+		      IBV_WR_RDMA_READ == (int)VHCA_WQE_RDMA_READ &&
+		      IBV_WR_ATOMIC_CMP_AND_SWP ==
+			      (int)VHCA_WQE_ATOMIC_CMP_AND_SWP &&
+		      IBV_WR_ATOMIC_FETCH_AND_ADD ==
+			      (int)VHCA_WQE_ATOMIC_FETCH_AND_ADD,
+	      "WQE opcodes are the enum ibv_wr_opcode values");
 
 static void vhca_set_ud_dest(struct vhca_ud_dest *ud,
 			     const struct ibv_send_wr *wr)
@@ -400,6 +385,7 @@ static int vhca_build_send_wqe(struct vhca_qp *qp, const struct ibv_send_wr *wr,
 {
 	struct vhca_send_wqe *wqe = (struct vhca_send_wqe *)slot;
 	enum ibv_qp_type type = qp->vqp.qp.qp_type;
+	const struct vhca_wr_info *info = vhca_wr_info(wr->opcode);
 	struct vhca_sge *sge;
 	uint8_t *data;
 	uint64_t total;
@@ -407,15 +393,16 @@ static int vhca_build_send_wqe(struct vhca_qp *qp, const struct ibv_send_wr *wr,
 	bool inl;
 	int i;
 
-	if (!vhca_opcode_ok(type, wr->opcode))
+	if (!vhca_wr_allowed(wr->opcode, type))
 		return EINVAL;
 	if (wr->num_sge < 0)
 		return EINVAL;
 	if (type == IBV_QPT_UD && !wr->wr.ud.ah)
 		return EINVAL;
 
+	/* Inline is for SEND and RDMA WRITE (ibv_post_send(3)); else ignored. */
 	inl = (wr->send_flags & IBV_SEND_INLINE) &&
-	      vhca_opcode_may_inline(wr->opcode);
+	      (info->flags & VHCA_WR_INLINE_OK);
 	if (inl) {
 		total = 0;
 		for (i = 0; i < wr->num_sge; i++)
@@ -436,28 +423,21 @@ static int vhca_build_send_wqe(struct vhca_qp *qp, const struct ibv_send_wr *wr,
 	memset(wqe, 0, sizeof(*wqe));
 	wqe->wr_id = wr->wr_id;
 	wqe->opcode = (uint8_t)wr->opcode; /* enum vhca_wqe_opcode values */
-	if (wr->opcode == IBV_WR_SEND_WITH_IMM ||
-	    wr->opcode == IBV_WR_RDMA_WRITE_WITH_IMM)
+	if (info->flags & VHCA_WR_IMM)
 		wqe->imm_data = wr->imm_data;
 
-	switch (wr->opcode) {
-	case IBV_WR_RDMA_WRITE:
-	case IBV_WR_RDMA_WRITE_WITH_IMM:
-	case IBV_WR_RDMA_READ:
+	/* One of rdma, atomic and ud (a union): no row has two. */
+	if (info->flags & VHCA_WR_RETH) {
 		wqe->rdma.remote_addr = wr->wr.rdma.remote_addr;
 		wqe->rdma.rkey = wr->wr.rdma.rkey;
-		break;
-	case IBV_WR_ATOMIC_CMP_AND_SWP:
-	case IBV_WR_ATOMIC_FETCH_AND_ADD:
+	} else if (info->flags & VHCA_WR_ATOMIC) {
 		wqe->atomic.remote_addr = wr->wr.atomic.remote_addr;
 		wqe->atomic.compare_add = wr->wr.atomic.compare_add;
 		wqe->atomic.swap = wr->wr.atomic.swap;
 		wqe->atomic.rkey = wr->wr.atomic.rkey;
-		break;
-	default: /* SEND, SEND_WITH_IMM */
-		if (type == IBV_QPT_UD)
-			vhca_set_ud_dest(&wqe->ud, wr);
-		break;
+	} else if (type == IBV_QPT_UD) {
+		/* No fixed peer: each UD send names its own (and a DETH). */
+		vhca_set_ud_dest(&wqe->ud, wr);
 	}
 
 	if (inl) {
@@ -582,18 +562,6 @@ int vhca_post_recv(struct ibv_qp *ibqp, struct ibv_recv_wr *wr,
 	return err;
 }
 
-static_assert(IBV_WR_RDMA_WRITE == (int)VHCA_WQE_RDMA_WRITE &&
-		      IBV_WR_RDMA_WRITE_WITH_IMM ==
-			      (int)VHCA_WQE_RDMA_WRITE_WITH_IMM &&
-		      IBV_WR_SEND == (int)VHCA_WQE_SEND &&
-		      IBV_WR_SEND_WITH_IMM == (int)VHCA_WQE_SEND_WITH_IMM &&
-		      IBV_WR_RDMA_READ == (int)VHCA_WQE_RDMA_READ &&
-		      IBV_WR_ATOMIC_CMP_AND_SWP ==
-			      (int)VHCA_WQE_ATOMIC_CMP_AND_SWP &&
-		      IBV_WR_ATOMIC_FETCH_AND_ADD ==
-			      (int)VHCA_WQE_ATOMIC_FETCH_AND_ADD,
-	      "WQE opcodes are the enum ibv_wr_opcode values");
-
 /* --- the ibv_wr_* send API (ibv_qp_ex) ------------------------------------
  *
  * wr_start takes the SQ lock; each wr_<opcode> starts a WQE in the next
@@ -668,7 +636,7 @@ static struct vhca_send_wqe *vhca_wr_new(struct ibv_qp_ex *qpx,
 	qp->wr_wqe = NULL;
 	if (qp->wr_err)
 		return NULL;
-	if (!vhca_opcode_ok(qp->vqp.qp.qp_type, op)) {
+	if (!vhca_wr_allowed(op, qp->vqp.qp.qp_type)) {
 		qp->wr_err = EINVAL;
 		return NULL;
 	}
@@ -827,15 +795,17 @@ static void vhca_wr_set_inline_data_list(struct ibv_qp_ex *qpx, size_t num_buf,
 {
 	struct vhca_qp *qp = qpx_to_vqp(qpx);
 	struct vhca_send_wqe *wqe = qp->wr_wqe;
+	const struct vhca_wr_info *info;
 	uint8_t *data;
 	size_t total = 0;
 	size_t i;
 
 	if (!wqe)
 		return;
+	info = vhca_wr_info(wqe->opcode);	/* checked by vhca_wr_new() */
 	for (i = 0; i < num_buf; i++)
 		total += buf_list[i].length;
-	if (!vhca_opcode_may_inline((enum ibv_wr_opcode)wqe->opcode) ||
+	if (!info || !(info->flags & VHCA_WR_INLINE_OK) ||
 	    total > qp->max_inline_data) {
 		qp->wr_err = EINVAL;
 		return;
