@@ -35,6 +35,7 @@ struct devcmd_call {
 struct devcmd_desc {
 	uint16_t in_size, out_size;
 	bool needs_context;
+	bool names_memory;	/* list page addresses may follow the body */
 	int (*run)(struct devcmd_call *c);
 };
 
@@ -62,8 +63,9 @@ static int map_queue_mem(struct devcmd_call *c, const struct vhca_devcmd_mem *m,
 
 	memset(qm, 0, sizeof(*qm));
 	if (m->kind == VHCA_DEVCMD_MEM_FD && port->in_process) {
-		ret = m->fd >= 0 ? vhca_qmem_map_fd(qm, m->fd, m->size) :
-				   -EINVAL;
+		ret = m->fd >= 0 && !c->num_lists ?
+			      vhca_qmem_map_fd(qm, m->fd, m->size) :
+			      -EINVAL;
 		drop_mem(port, m);
 		return ret;
 	}
@@ -248,6 +250,8 @@ static int open_context(struct devcmd_call *c)
 		ret = -EINVAL;
 	} else if (!data_path) {
 		drop_mem(port, &in->ctx_page);
+		if (c->num_lists)
+			ret = -EINVAL;	/* list pages of no memory */
 	} else {
 		ret = map_queue_mem(c, &in->ctx_page, &ctx_qmem);
 		if (!ret && ctx_qmem.size < sizeof(struct vhca_ctx_page))
@@ -334,7 +338,7 @@ static int reg_mr(struct devcmd_call *c)
 
 	if (c->port->in_process) {
 		/* The driver checked the range against the owner's maps. */
-		if (in->mem.kind != VHCA_DEVCMD_MEM_NONE)
+		if (in->mem.kind != VHCA_DEVCMD_MEM_NONE || c->num_lists)
 			return -EINVAL;
 	} else {
 		if (in->mem.nlist != c->num_lists)
@@ -531,36 +535,39 @@ static int destroy_srq(struct devcmd_call *c)
 /* ---- the table -------------------------------------------------------------------------- */
 
 #define CMD(op, in, out, ctx, fn)                                              \
-	[VHCA_DEVCMD_##op] = { (uint16_t)(in), (uint16_t)(out), ctx, fn }
+	[VHCA_DEVCMD_##op] = { (uint16_t)(in), (uint16_t)(out), ctx, false, fn }
+/* A command whose body names memory: its list page addresses follow. */
+#define CMD_MEM(op, in, out, ctx, fn)                                          \
+	[VHCA_DEVCMD_##op] = { (uint16_t)(in), (uint16_t)(out), ctx, true, fn }
 
 static const struct devcmd_desc devcmds[VHCA_DEVCMD_OP_MAX] = {
 	CMD(QUERY_FUNCTION, 0, sizeof(struct vhca_devcmd_function), false,
 	    query_function),
 	CMD(QUERY_COUNTERS, 0, sizeof(struct vhca_devcmd_counters), false,
 	    query_counters),
-	CMD(OPEN_CONTEXT, sizeof(struct vhca_devcmd_open_context),
+	CMD_MEM(OPEN_CONTEXT, sizeof(struct vhca_devcmd_open_context),
 	    sizeof(struct vhca_devcmd_context_out), false, open_context),
 	CMD(CLOSE_CONTEXT, 0, 0, true, close_context_cmd),
 	CMD(ALLOC_PD, 0, sizeof(struct vhca_devcmd_handle), true, alloc_pd),
 	CMD(DEALLOC_PD, sizeof(struct vhca_devcmd_handle), 0, true,
 	    dealloc_pd),
-	CMD(REG_MR, sizeof(struct vhca_devcmd_reg_mr),
+	CMD_MEM(REG_MR, sizeof(struct vhca_devcmd_reg_mr),
 	    sizeof(struct vhca_devcmd_reg_mr_out), true, reg_mr),
 	CMD(DEREG_MR, sizeof(struct vhca_devcmd_handle), 0, true, dereg_mr),
-	CMD(CREATE_CQ, sizeof(struct vhca_devcmd_create_cq),
+	CMD_MEM(CREATE_CQ, sizeof(struct vhca_devcmd_create_cq),
 	    sizeof(struct vhca_devcmd_cq_out), true, create_cq),
-	CMD(RESIZE_CQ, sizeof(struct vhca_devcmd_resize_cq),
+	CMD_MEM(RESIZE_CQ, sizeof(struct vhca_devcmd_resize_cq),
 	    sizeof(struct vhca_devcmd_cq_out), true, resize_cq),
 	CMD(DESTROY_CQ, sizeof(struct vhca_devcmd_handle), 0, true,
 	    destroy_cq),
-	CMD(CREATE_QP, sizeof(struct vhca_devcmd_create_qp),
+	CMD_MEM(CREATE_QP, sizeof(struct vhca_devcmd_create_qp),
 	    sizeof(struct ib_uverbs_create_qp_resp), true, create_qp),
 	CMD(MODIFY_QP, sizeof(struct ib_uverbs_modify_qp), 0, true, modify_qp),
 	CMD(QUERY_QP, sizeof(struct vhca_devcmd_query_qp),
 	    sizeof(struct ib_uverbs_query_qp_resp), true, query_qp),
 	CMD(DESTROY_QP, sizeof(struct vhca_devcmd_handle), 0, true,
 	    destroy_qp),
-	CMD(CREATE_SRQ, sizeof(struct vhca_devcmd_create_srq),
+	CMD_MEM(CREATE_SRQ, sizeof(struct vhca_devcmd_create_srq),
 	    sizeof(struct ib_uverbs_create_srq_resp), true, create_srq),
 	CMD(MODIFY_SRQ, sizeof(struct ib_uverbs_modify_srq), 0, true,
 	    modify_srq),
@@ -620,7 +627,9 @@ size_t vhca_devcmd_exec(struct vhca_devcmd_port *port, const void *in,
 	if (!ret) {
 		desc = &devcmds[hdr->op];
 		extra = hdr->in_len - (size_t)desc->in_size;
+		/* Words after the body are list pages, of memory it names. */
 		if (hdr->in_len < desc->in_size || extra % sizeof(uint64_t) ||
+		    (extra && !desc->names_memory) ||
 		    out_cap < sizeof(*status) + desc->out_size)
 			ret = -EINVAL;
 	}
