@@ -222,7 +222,9 @@ static int listen_at(struct attachment *a)
 	    chmod(a->path, 0600) || listen(a->listen_fd, 1)) {
 		int ret = -errno;
 
+		/* Closed here, once: the number may be another thread's next. */
 		close(a->listen_fd);
+		a->listen_fd = -1;
 		unlink(a->path);
 		return ret;
 	}
