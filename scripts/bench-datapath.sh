@@ -6,8 +6,16 @@
 # Gb/s).  Prints the machine, a policy x metric table, and writes CSV to
 # the results dir.  Builds first if needed; always stops its daemon.
 #
+# Then the same pair by placement, with the default policy: two
+# namespace guests (vhca-guest) and two VMs (vhca-vm, each owning a VF,
+# their TCP on a bridge in a network namespace of the script's own), in
+# the same run, the VMs' accelerator named: ib_write_lat -s 2 and
+# ib_write_bw -s 65536.
+#
 # usage: scripts/bench-datapath.sh [RESULTS_DIR]
 # Environment: BENCH_POLICIES (default "poll adaptive event"),
+# BENCH_PLACEMENTS (default "ns vm"; "" skips them), BENCH_VM_LAT_ITERS
+# (default 1000), BENCH_VM_BW_ITERS (default 200),
 # BENCH_LAT_ITERS (default 2000), BENCH_BW_ITERS (default 1000; 1 MiB runs a fifth),
 # VHCA_BUILD (default build/release).
 set -euo pipefail
@@ -102,5 +110,117 @@ for policy in $POLICIES; do
 	for i in "${!METRICS[@]}"; do printf ' %18s' "${VAL[$policy,$i]}"; done
 	echo
 done | tee -a "$RESULTS/table.txt"
+# ---- by placement: namespace guests and VMs ------------------------------------
+PLACEMENTS=${BENCH_PLACEMENTS-ns vm}
+VM_LAT_ITERS=${BENCH_VM_LAT_ITERS:-1000}
+VM_BW_ITERS=${BENCH_VM_BW_ITERS:-200}
+PL_METRICS=(write_lat_2B write_bw_64KiB)
+PL_UNITS=(usec Gb/s)
+PL_ARGS=("ib_write_lat -s 2 -n $VM_LAT_ITERS" "ib_write_bw -s 65536 -n $VM_BW_ITERS --report_gbits")
+declare -A PL
+ACCEL=""
+GUEST=$VHCA_BUILD/tools/vhca-guest
+VM=$VHCA_BUILD/tools/vhca-vm
+
+# perf_value TOOL LOG: the metric of a perftest client log.
+perf_value() {
+	if [[ $1 == *_lat ]]; then
+		awk '/t_typical/ {h = 1; next} h && $1 ~ /^[0-9]+$/ {print $5; exit}' "$2"
+	else
+		awk '/BW average/ {h = 1; next} h && $1 ~ /^[0-9]+$/ {print $4; exit}' "$2"
+	fi
+}
+
+# The client, retried until its server listens (a refusal is at once).
+retry_client='for i in $(seq 120); do "$@" && exit 0; sleep 0.5; done; exit 1'
+
+measure_ns() {	# IDX
+	local idx=$1 name=ns_${PL_METRICS[$1]} value
+	local -a cmd
+	read -r -a cmd <<<"${PL_ARGS[$idx]}"
+	next_port
+	"$GUEST" --run-dir "$RUN_DIR" --vf 0 --net host -- "${cmd[@]}" -p "$PORT" -F \
+		>"$RUN_DIR/$name.server.log" 2>&1 &
+	local server=$!
+	timeout 300 "$GUEST" --run-dir "$RUN_DIR" --vf 1 --net host -- \
+		sh -c "$retry_client" - "${cmd[@]}" -p "$PORT" -F localhost \
+		>"$RUN_DIR/$name.client.log" 2>&1 || true
+	wait "$server" || true
+	value=$(perf_value "${cmd[0]}" "$RUN_DIR/$name.client.log")
+	PL[ns,$idx]=${value:-FAIL}
+}
+
+measure_vm() {	# IDX NS BR NET
+	local idx=$1 ns=$2 br=$3 net=$4 name=vm_${PL_METRICS[$1]} value
+	local -a cmd
+	read -r -a cmd <<<"${PL_ARGS[$idx]}"
+	next_port
+	ip netns exec "$ns" timeout 600 "$VM" --run-dir "$RUN_DIR" --vf 0 --net "$br" \
+		--env RDMAV_DRIVERS -- "${cmd[@]}" -p "$PORT" -F \
+		>"$RUN_DIR/$name.server.log" 2>"$RUN_DIR/$name.server.err" &
+	local server=$!
+	for _ in $(seq 600); do
+		grep -q "network: ${net}10/" "$RUN_DIR/$name.server.err" 2>/dev/null && break
+		sleep 0.1
+	done
+	ip netns exec "$ns" timeout 600 "$VM" --run-dir "$RUN_DIR" --vf 1 --net "$br" \
+		--env RDMAV_DRIVERS -- sh -c "$retry_client" - "${cmd[@]}" -p "$PORT" -F "${net}10" \
+		>"$RUN_DIR/$name.client.log" 2>"$RUN_DIR/$name.client.err" || true
+	wait "$server" || true
+	[[ -n $ACCEL ]] || ACCEL=$(sed -n 's/^vhca-vm: accelerator \([a-z]*\).*/\1/p' \
+		"$RUN_DIR/$name.client.err" | head -n 1)
+	value=$(perf_value "${cmd[0]}" "$RUN_DIR/$name.client.log")
+	PL[vm,$idx]=${value:-FAIL}
+}
+
+if [[ -n $PLACEMENTS ]]; then
+	echo
+	echo "== by placement (default policy)"
+	vhca_start --num-vfs 2
+	ns="" br="" net=""
+	for placement in $PLACEMENTS; do
+		if [[ $placement == vm ]]; then
+			ns=vhca-bench-$$ br=vhcabb$$ net=10.79.$((RANDOM % 200)).
+			# shellcheck disable=SC2064 # $ns now, not at exit
+			trap "ip netns del $ns 2>/dev/null; vhca_cleanup" EXIT
+			ip netns add "$ns"
+			ip -n "$ns" link add "$br" type bridge
+			ip -n "$ns" addr add "${net}1/24" dev "$br"
+			ip -n "$ns" link set "$br" up
+			ip -n "$ns" link set lo up
+		fi
+		for i in "${!PL_METRICS[@]}"; do
+			if [[ $placement == vm ]]; then
+				measure_vm "$i" "$ns" "$br" "$net"
+			else
+				measure_ns "$i"
+			fi
+			echo "$placement,${PL_METRICS[$i]},${PL[$placement,$i]},${PL_UNITS[$i]}" >>"$CSV"
+			printf '  %-10s %-16s %s %s\n' "$placement" "${PL_METRICS[$i]}" \
+				"${PL[$placement,$i]}" "${PL_UNITS[$i]}"
+		done
+		[[ -n $ns ]] && ip netns del "$ns"
+		ns=""
+	done
+	cp "$RUN_DIR"/{ns,vm}_*.log "$RESULTS/" 2>/dev/null || true
+	vhca_stop || echo "warning: vhcad exit status nonzero" >&2
+	{
+		echo
+		printf '%-26s' placement
+		for i in "${!PL_METRICS[@]}"; do printf ' %18s' "${PL_METRICS[$i]}[${PL_UNITS[$i]}]"; done
+		echo
+		for placement in $PLACEMENTS; do
+			case $placement in
+			ns) label="namespace guests" ;;
+			vm) label="VMs (${ACCEL:-?})" ;;
+			*) label=$placement ;;
+			esac
+			printf '%-26s' "$label"
+			for i in "${!PL_METRICS[@]}"; do printf ' %18s' "${PL[$placement,$i]}"; done
+			echo
+		done
+	} | tee -a "$RESULTS/table.txt"
+fi
+
 echo
 echo "results: $RESULTS (bench.csv, table.txt, machine.txt, perftest logs)"
