@@ -535,7 +535,8 @@ static int garbage(const char *run_dir, unsigned int va, unsigned int vb,
 
 /*
  * vhcad's fds whose link contains @what (at most @max), and how many it
- * has besides FUSE's (its worker threads clone /dev/fuse as they start).
+ * has besides sockets (a management connection closes when vhcad sees
+ * its end) and FUSE's (worker threads clone /dev/fuse as they start).
  */
 static int vhcad_fds(pid_t pid, const char *what, int *found, int max,
 		     int *nfound)
@@ -560,7 +561,7 @@ static int vhcad_fds(pid_t pid, const char *what, int *found, int max,
 		if (n < 0)
 			continue;
 		link[n] = 0;
-		count += strcmp(link, "/dev/fuse") != 0;
+		count += strcmp(link, "/dev/fuse") && strncmp(link, "socket:", 7);
 		if (what && strstr(link, what) && *nfound < max)
 			found[(*nfound)++] = atoi(e->d_name);
 	}
@@ -1212,6 +1213,17 @@ static bool expect_state(const char *what, struct vmside *s,
 	return false;
 }
 
+/* Until the QP is in @state, at most @ms. */
+static void wait_state(struct vmside *s, struct endpoint *e, int state, int ms)
+{
+	uint64_t deadline = now_ms() + (uint64_t)ms;
+	int now = -1;
+
+	while (!fake_qp_state(&s->vm, &s->c, &e->qp, &now) && now != state &&
+	       now_ms() < deadline)
+		usleep(1000);
+}
+
 /* One signaled WQE on A's endpoint; its completion's status, or -1. */
 static int post_one(struct vmside *a, struct endpoint *e, uint8_t opcode,
 		    uint64_t wr_id, const struct vhca_sge *sge,
@@ -1518,7 +1530,7 @@ static int datapath(const char *run_dir, unsigned int va, unsigned int vb,
 		atomic_store((_Atomic uint32_t *)&pa.qp.db->sq_head,
 			     pa.qp.sq_head + 1000);
 		fake_ring(&A.vm, &A.c, pa.qp.handle << 1 | VHCA_DB_QP);
-		usleep(100000);
+		wait_state(&A, &pa, IBV_QPS_ERR, 5000);
 		expect_state("a send queue head 1000 beyond its ring: the QP in ERR",
 			     &A, &pa, IBV_QPS_ERR);
 		pair_make(&A, &qa, &B, &qb);
