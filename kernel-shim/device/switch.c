@@ -81,7 +81,9 @@ bool vhca_switch_send(struct vhca_qp *qp, struct vhca_pkt *pkt)
 	vhca_counter_add(src, VHCA_CNT_XMIT_DATA, pkt->len / 4);
 
 	dst = vhca_pf_dev_by_lid(src->pf, pkt->dlid);
-	if (!dst || !vhca_qp_find_ref(dst, pkt->dest_qpn, &dctx)) {
+	/* A port without link receives nothing either (a pulled cable). */
+	if (!dst || !vhca_port_active(dst) ||
+	    !vhca_qp_find_ref(dst, pkt->dest_qpn, &dctx)) {
 		vhca_pkt_free(pkt);	/* nobody there: lost on the fabric */
 		return true;
 	}

@@ -18,6 +18,7 @@
  *  4. UD on index 1 after the clear: completes (unreliable) but B gets
  *     nothing.
  *  5. RC with A's policy Down: the send never leaves (retry exceeded).
+ *  6. RC to B with B's policy Down: nothing arrives at B either.
  *
  * Exit 0 when every check passed, 1 otherwise (each failure is printed).
  */
@@ -466,7 +467,29 @@ static void test_port_down(struct end *a, struct end *b)
 	ibv_destroy_qp(qb);
 	drain_cq(a);
 	drain_cq(b);
-	printf("ok: a port that is Down sends nothing\n");
+
+	/* 6: nor does it receive anything (the receiver's port Down). */
+	qa = create_qp(a, IBV_QPT_RC);
+	qb = create_qp(b, IBV_QPT_RC);
+	rc_up(qa, 0, b->lid, qb->qp_num);
+	rc_up(qb, 0, a->lid, qa->qp_num);
+	post_recv(b, qb, 0);
+	admin_write(b, "policy", "Down");
+	st = send_and_complete(a, qa, NULL, 0, 0, 'r');
+	admin_write(b, "policy", "Follow");
+	CHECK(st == IBV_WC_RETRY_EXC_ERR, "RC to a port that is Down: %s",
+	      ibv_wc_status_str(st));
+	{
+		struct ibv_wc wc;
+
+		CHECK(ibv_poll_cq(b->cq, 1, &wc) == 0,
+		      "a port that is Down received a packet");
+	}
+	ibv_destroy_qp(qa);
+	ibv_destroy_qp(qb);
+	drain_cq(a);
+	drain_cq(b);
+	printf("ok: a port that is Down sends and receives nothing\n");
 }
 
 int main(int argc, char **argv)
