@@ -147,7 +147,9 @@ static void serve_command(struct vhca_vf_port *p)
 	struct vhca_bar_mailbox *m = mailbox(p);
 	uint32_t request = atomic_load_explicit(
 		(_Atomic uint32_t *)&m->request, memory_order_acquire);
-	uint32_t in_len = m->in_len;
+	/* One load: the VM may change it under us. */
+	uint32_t in_len = atomic_load_explicit((_Atomic uint32_t *)&m->in_len,
+					       memory_order_relaxed);
 	size_t out_len;
 
 	if (request == m->answered)

@@ -42,6 +42,7 @@ struct attachment {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	int listen_fd;
 	pthread_t thread;
+	bool closing;			/* QEMU has gone: detaching */
 	bool done;			/* detached: to be joined and freed */
 	struct attachment *next;
 };
@@ -167,6 +168,9 @@ static void *serve_vm(void *arg)
 	}
 	if (sock >= 0)
 		close(sock);
+	pthread_mutex_lock(&a->vms->lock);
+	a->closing = true;
+	pthread_mutex_unlock(&a->vms->lock);
 	detach(a);
 	pthread_mutex_lock(&a->vms->lock);
 	a->done = true;
@@ -260,6 +264,44 @@ static int claim_vf(struct vhca_vms *vms, unsigned int index,
 	return 0;
 }
 
+/* Is VF @vf's previous VM still being torn down? */
+static bool detaching(struct vhca_vms *vms, const struct vhca_dev *vf)
+{
+	bool busy = false;
+
+	pthread_mutex_lock(&vms->lock);
+	for (struct attachment *a = vms->list; a && !busy; a = a->next)
+		busy = a->vf == vf && a->closing && !a->done;
+	pthread_mutex_unlock(&vms->lock);
+	return busy;
+}
+
+/*
+ * The VF for a new VM.  A VM that has just exited is still being torn
+ * down for a moment after its launcher returns; its successor waits for
+ * that (bounded) rather than being refused.
+ */
+static int claim_vf_waiting(struct vhca_vms *vms, unsigned int index,
+			    struct vhca_dev **out)
+{
+	struct vhca_pf *pf = vms->pf;
+	int ret;
+
+	for (int tries = 0;; tries++) {
+		struct vhca_dev *vf = NULL;
+
+		pthread_rwlock_wrlock(&pf->lock);
+		ret = claim_vf(vms, index, out);
+		if (ret == -EBUSY)
+			vf = pf->vfs[index];
+		pthread_rwlock_unlock(&pf->lock);
+		if (ret != -EBUSY || tries >= VHCA_VM_DETACH_WAIT_MS / 10 ||
+		    !detaching(vms, vf))
+			return ret;
+		usleep(10000);
+	}
+}
+
 int vhca_vms_attach(struct vhca_vms *vms, unsigned int index, int ram_fd,
 		    uint64_t ram_size)
 {
@@ -270,11 +312,8 @@ int vhca_vms_attach(struct vhca_vms *vms, unsigned int index, int ram_fd,
 
 	reap(vms, false);
 	ret = a ? check_ram(ram_fd, ram_size) : -ENOMEM;
-	if (!ret) {
-		pthread_rwlock_wrlock(&pf->lock);
-		ret = claim_vf(vms, index, &a->vf);
-		pthread_rwlock_unlock(&pf->lock);
-	}
+	if (!ret)
+		ret = claim_vf_waiting(vms, index, &a->vf);
 	if (ret) {
 		close(ram_fd);
 		free(a);

@@ -20,6 +20,8 @@ struct vhca_guests;
 struct vhca_vms;
 
 #define VHCA_VM_DIR_NAME "vm"
+/* How long an attach waits for the VF's previous VM to be torn down. */
+#define VHCA_VM_DETACH_WAIT_MS 3000
 /* QEMU must connect within this long after the attach. */
 #define VHCA_VM_CONNECT_TIMEOUT_MS 60000
 
