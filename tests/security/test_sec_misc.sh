@@ -10,7 +10,9 @@ VHCACTL=$VHCA_BUILD/tools/vhcactl
 vhca_start --num-vfs 2
 
 # An open without GET_CONTEXT holds the VF, and the status says so.
-cmd=$(ls "$SYSFS_PATH"/class/infiniband_verbs/*/vhca_cmd | sed -n 2p)
+# vhca0_vf0's own file, by its ibdev (uverbs numbers depend on what
+# other daemons hold, and ls sorts uverbs10 before uverbs8).
+cmd=$(dirname "$(grep -lx vhca0_vf0 "$SYSFS_PATH"/class/infiniband_verbs/uverbs*/ibdev)")/vhca_cmd
 exec 7<>"$cmd"
 show=$("$VHCACTL" show 2>&1)
 grep -A12 "vhca0_vf0" <<<"$show" | grep -q "holder.*in use" ||
