@@ -6,6 +6,8 @@
  * joins that thread's cache.
  */
 #include <stdio.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,9 +45,35 @@ struct pkt_cache {
 };
 
 static _Thread_local struct pkt_cache cache_small, cache_large;
+static _Thread_local bool cache_registered;
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
 
+static void cache_destructor(void *arg)
+{
+	(void)arg;
+	vhca_pkt_thread_exit();
+}
+
+static void cache_key_create(void)
+{
+	if (pthread_key_create(&cache_key, cache_destructor))
+		abort();
+}
+
+/*
+ * Each thread keeps its own free packets.  Any thread may free packets
+ * (FUSE's workers do when a command destroys a context, and libfuse
+ * starts and ends workers as it likes), so a thread's cache is drained
+ * when it exits, by a key destructor.
+ */
 static struct pkt_cache *cache_for(uint32_t cap)
 {
+	if (!cache_registered) {
+		pthread_once(&cache_once, cache_key_create);
+		pthread_setspecific(cache_key, &cache_registered);
+		cache_registered = true;
+	}
 	return cap <= SMALL_CAP ? &cache_small : &cache_large;
 }
 
@@ -90,6 +118,23 @@ void vhca_pkt_free(struct vhca_pkt *pkt)
 	pkt->next = c->head;
 	c->head = pkt;
 	c->count++;
+}
+
+static void drain(struct pkt_cache *c)
+{
+	while (c->head) {
+		struct vhca_pkt *next = c->head->next;
+
+		free(c->head);
+		c->head = next;
+	}
+	c->count = 0;
+}
+
+void vhca_pkt_thread_exit(void)
+{
+	drain(&cache_small);
+	drain(&cache_large);
 }
 
 struct vhca_pkt *vhca_pkt_clone_headers(const struct vhca_pkt *pkt)

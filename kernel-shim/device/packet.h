@@ -95,6 +95,11 @@ struct vhca_pkt {
  */
 struct vhca_pkt *vhca_pkt_alloc(uint32_t len);
 void vhca_pkt_free(struct vhca_pkt *pkt);
+/*
+ * Frees the calling thread's cache of free packets (each thread keeps
+ * its own); runs by itself when a thread that used packets exits.
+ */
+void vhca_pkt_thread_exit(void);
 /* A copy of @pkt's headers (not its payload), with no payload. */
 struct vhca_pkt *vhca_pkt_clone_headers(const struct vhca_pkt *pkt);
 

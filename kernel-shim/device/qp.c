@@ -450,6 +450,7 @@ void vhca_qp_free(struct vhca_qp *qp)
 	vhca_qp_unschedule(qp);
 	vhca_qp_timer_cancel(qp);
 	vhca_requester_fini(qp);
+	vhca_responder_reset(qp);	/* requests it held back, freed */
 	if (qp->handle != VHCA_NO_HANDLE)
 		vhca_obj_erase(dctx, qp->handle);
 	if (qp->pd)
