@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "vhca.h"
 
@@ -84,6 +85,27 @@ int vhca_dealloc_pd(struct ibv_pd *pd)
 	return 0;
 }
 
+/*
+ * Faults the range in (for writing if the HCA may write it, which breaks
+ * copy-on-write) and locks it.  The explicit populate is what a kernel's
+ * get_user_pages() does; mlock() alone would too, except under
+ * AddressSanitizer, whose mlock() does nothing.
+ */
+static int vhca_pin(void *addr, size_t length, int access)
+{
+	int advice = (access & (IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE |
+				IBV_ACCESS_REMOTE_ATOMIC)) ?
+			     MADV_POPULATE_WRITE :
+			     MADV_POPULATE_READ;
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t start = (uintptr_t)addr & ~(page - 1);
+	size_t len = (uintptr_t)addr + length - start;
+
+	if (madvise((void *)start, len, advice) && errno != EINVAL)
+		return -1;
+	return mlock(addr, length);
+}
+
 struct ibv_mr *vhca_reg_mr(struct ibv_pd *pd, void *addr, size_t length,
 			   uint64_t hca_va, int access)
 {
@@ -100,7 +122,7 @@ struct ibv_mr *vhca_reg_mr(struct ibv_pd *pd, void *addr, size_t length,
 	 * undone at deregistration: locks do not nest, and another MR may
 	 * share the pages.
 	 */
-	if (to_vctx(pd->context)->vm && length && mlock(addr, length)) {
+	if (to_vctx(pd->context)->vm && length && vhca_pin(addr, length, access)) {
 		errno = ENOMEM;
 		return NULL;
 	}
