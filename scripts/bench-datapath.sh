@@ -10,7 +10,8 @@
 # namespace guests (vhca-guest) and two VMs (vhca-vm, each owning a VF,
 # their TCP on a bridge in a network namespace of the script's own), in
 # the same run, the VMs' accelerator named: ib_write_lat -s 2 and
-# ib_write_bw -s 65536.
+# ib_write_bw -s 65536, and the cost of a VM's wake-up (one MMIO write,
+# tests/vm/mmio_cost).
 #
 # usage: scripts/bench-datapath.sh [RESULTS_DIR]
 # Environment: BENCH_POLICIES (default "poll adaptive event"),
@@ -199,6 +200,14 @@ if [[ -n $PLACEMENTS ]]; then
 			printf '  %-10s %-16s %s %s\n' "$placement" "${PL_METRICS[$i]}" \
 				"${PL[$placement,$i]}" "${PL_UNITS[$i]}"
 		done
+		if [[ $placement == vm ]]; then
+			# The provider's wake-up in a VM: one MMIO write.
+			MMIO_NS=$(timeout 300 "$VM" --run-dir "$RUN_DIR" --vf 0 -- \
+				"$VHCA_BUILD/tests/vm/mmio_cost" 200000 2>/dev/null |
+				sed -n 's/^mmio_doorbell_ns //p')
+			echo "vm,mmio_doorbell,${MMIO_NS:-FAIL},ns" >>"$CSV"
+			printf '  %-10s %-16s %s %s\n' vm mmio_doorbell "${MMIO_NS:-FAIL}" ns
+		fi
 		[[ -n $ns ]] && ip netns del "$ns"
 		ns=""
 	done
@@ -219,6 +228,8 @@ if [[ -n $PLACEMENTS ]]; then
 			for i in "${!PL_METRICS[@]}"; do printf ' %18s' "${PL[$placement,$i]}"; done
 			echo
 		done
+		[[ -n ${MMIO_NS:-} ]] &&
+			echo "VM wake-up (one MMIO write to the VF's Doorbell, ${ACCEL:-?}): ${MMIO_NS} ns"
 	} | tee -a "$RESULTS/table.txt"
 fi
 
