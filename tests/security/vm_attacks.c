@@ -281,7 +281,7 @@ static int garbage(const char *run_dir, unsigned int va, unsigned int vb,
 	uint8_t body[1024];
 	char line0[512], line1[512], what[160];
 	uint32_t hb, pd;
-	static const uint16_t unknown[] = { 0x00, 0x05, 0x0f, 0x14, 0x23,
+	static const uint16_t unknown[] = { 0x00, 0x0e, 0x0f, 0x14, 0x23,
 					    0x34, 0x44, 0x45, 0x7fff, 0xffff };
 	static const uint32_t never[] = { 0, 2, 3, 4, 1000, 0x7fffffff,
 					  0xffffffff };
