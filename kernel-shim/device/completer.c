@@ -197,7 +197,7 @@ static void read_response(struct vhca_qp *qp, const struct vhca_pkt *pkt,
 	}
 	ret = local_sgl(qp, w, &sgl);
 	if (!ret && pkt->len)
-		ret = vhca_sgl_write(&sgl, off, pkt->data, pkt->len);
+		ret = vhca_sgl_write_pkt(&sgl, off, pkt);
 	if (ret == -ESRCH) {
 		vhca_dctx_owner_gone(qp->dctx);
 		return;

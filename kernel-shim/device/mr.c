@@ -18,6 +18,7 @@
 
 #include "dma.h"
 #include "mr.h"
+#include "packet.h"
 #include "vm.h"
 
 /* Linux 6.2 access bits, newer than these uapi headers. */
@@ -197,6 +198,37 @@ static int paged_access(const struct vhca_mr *mr, uint64_t off, void *buf,
 		if (ret)
 			return ret;
 		p += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+int vhca_mr_map(const struct vhca_mr *mr, uint64_t iova, uint32_t len,
+		struct vhca_pkt *pkt)
+{
+	uint64_t off = mr->addr + (iova - mr->iova);
+
+	if (!mr->pages)
+		return -EAGAIN;
+	while (len) {
+		uint64_t page = off / MR_PAGE;
+		uint32_t in = (uint32_t)(off % MR_PAGE);
+		uint32_t n = len < MR_PAGE - in ? len : MR_PAGE - in;
+		const uint8_t *ptr;
+
+		if (page >= mr->npages)
+			return -EAGAIN;
+		ptr = vhca_vm_ptr(mr->dctx->space, mr->pages[page] + in, n);
+		if (!ptr)
+			return -EAGAIN;
+		if (pkt->nref && pkt->ref[pkt->nref - 1].ptr +
+					 pkt->ref[pkt->nref - 1].len == ptr)
+			pkt->ref[pkt->nref - 1].len += n;	/* contiguous */
+		else if (pkt->nref == VHCA_PKT_REFS)
+			return -EAGAIN;
+		else
+			pkt->ref[pkt->nref++] = (struct vhca_pkt_ref){ ptr, n };
 		off += n;
 		len -= n;
 	}

@@ -87,6 +87,16 @@ void vhca_mr_map_free(struct vhca_dctx *dctx);
 /* The live MR of @dctx with lkey/rkey @key, or NULL; dctx->lock held. */
 struct vhca_mr *vhca_mr_find(struct vhca_dctx *dctx, uint32_t key);
 
+struct vhca_pkt;
+
+/*
+ * Appends [iova, iova + len) of a VM's MR to @pkt's payload by reference
+ * (packet.h): 0, or -EAGAIN when it cannot be (not a VM's MR, too many
+ * pieces): then the caller copies.  Bounds checked by the caller.
+ */
+int vhca_mr_map(const struct vhca_mr *mr, uint64_t iova, uint32_t len,
+		struct vhca_pkt *pkt);
+
 /* [iova, iova + len) of the MR (bounds checked by the caller). */
 int vhca_mr_read(const struct vhca_mr *mr, uint64_t iova, void *buf,
 		 uint32_t len);

@@ -13,6 +13,7 @@
 
 #include <vhca/opcode.h>
 
+#include "dma.h"
 #include "packet.h"
 
 int vhca_trace_enabled;
@@ -110,6 +111,11 @@ void vhca_pkt_free(struct vhca_pkt *pkt)
 
 	if (!pkt)
 		return;
+	if (pkt->ref_space) {
+		vhca_dma_space_put(pkt->ref_space);
+		pkt->ref_space = NULL;
+		pkt->nref = 0;
+	}
 	c = cache_for(pkt->cap);
 	if (c->count >= (pkt->cap <= SMALL_CAP ? CACHE_SMALL : CACHE_LARGE)) {
 		free(pkt);
@@ -152,5 +158,7 @@ struct vhca_pkt *vhca_pkt_clone_headers(const struct vhca_pkt *pkt)
 	copy->data = data;
 	copy->cap = cap;
 	copy->len = 0;
+	copy->ref_space = NULL;	/* headers only: no payload, no reference */
+	copy->nref = 0;
 	return copy;
 }

@@ -8,7 +8,10 @@
  * context's inbox, the responder and completer consume them.  A packet
  * carries its payload by value, in a buffer of its own, so the side that
  * consumes it never touches the memory of the side that made it (a
- * sender's memory may stall; the receiver must not stall with it).
+ * sender's memory may stall; the receiver must not stall with it) - or,
+ * where the maker's memory can never stall (a VM's RAM, mapped in vhcad:
+ * vm.h), by reference: then the one copy is the consumer's, straight
+ * from the sender's pages into the receiver's (single copy, as DMA).
  *
  * Packets may be coalesced: one packet stands for the npsn consecutive
  * MTU-sized packets a real link would carry (PSNs psn .. psn + npsn - 1,
@@ -25,6 +28,10 @@
 
 /* Largest payload of one (coalesced) packet. */
 #define VHCA_SEG_MAX (64u * 1024)
+/* Pieces a payload by reference may have: 64 KiB over 4 KiB pages. */
+#define VHCA_PKT_REFS 18
+
+struct vhca_dma_space;
 /* PSNs are 24 bits (IBTA 9.7.1). */
 #define VHCA_PSN_MASK 0xffffffu
 
@@ -87,6 +94,17 @@ struct vhca_pkt {
 	uint32_t len;
 	uint32_t cap;			/* bytes data can hold */
 	uint8_t *data;
+	/*
+	 * Or, when nref > 0, the payload is these pieces of a VM's RAM, in
+	 * order, held by a reference on its space (released with the
+	 * packet).
+	 */
+	struct vhca_dma_space *ref_space;
+	uint8_t nref;
+	struct vhca_pkt_ref {
+		const uint8_t *ptr;
+		uint32_t len;
+	} ref[VHCA_PKT_REFS];
 };
 
 /*

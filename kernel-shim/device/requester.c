@@ -219,7 +219,12 @@ static int gather(struct vhca_qp *qp, const struct vhca_swqe *w,
 	ret = vhca_sgl_from_sges(&sgl, qp->dctx, qp->pd->pdn,
 				 (const struct vhca_sge *)w->body,
 				 w->hdr.num_sge, 0);
-	return ret ? ret : vhca_sgl_read(&sgl, off, pkt->data, len);
+	if (ret)
+		return ret;
+	/* A VM's pages go by reference: the receiver's copy is the only one. */
+	if (!vhca_sgl_map(&sgl, off, len, pkt))
+		return 0;
+	return vhca_sgl_read(&sgl, off, pkt->data, len);
 }
 
 /* The ACK timeout: 4.096 us << timeout; 0 is forever (look every 4 ms). */

@@ -283,7 +283,7 @@ static void ud_receive(struct vhca_qp *qp, const struct vhca_pkt *pkt,
 			      pkey_index);
 		return;
 	}
-	ret = vhca_sgl_write(&sgl, GRH_SIZE, pkt->data, pkt->len);
+	ret = vhca_sgl_write_pkt(&sgl, GRH_SIZE, pkt);
 	if (owner_gone(qp, ret))
 		return;
 	if (ret) {
@@ -349,7 +349,7 @@ static int send_payload(struct vhca_qp *qp, const struct vhca_pkt *pkt,
 			      pkey_index);
 		return rc ? VHCA_AETH_NAK_INV_REQ : -1;
 	}
-	ret = vhca_sgl_write(&sgl, qp->resp.recv_off, pkt->data, pkt->len);
+	ret = vhca_sgl_write_pkt(&sgl, qp->resp.recv_off, pkt);
 	if (owner_gone(qp, ret))
 		return -1;
 	if (ret) {
@@ -413,7 +413,7 @@ static int write_payload(struct vhca_qp *qp, const struct vhca_pkt *pkt,
 				  qp->resp.write_va, pkt->len,
 				  IB_UVERBS_ACCESS_REMOTE_WRITE))
 			return rc ? VHCA_AETH_NAK_REM_ACCESS : -1;
-		ret = vhca_sgl_write(&sgl, 0, pkt->data, pkt->len);
+		ret = vhca_sgl_write_pkt(&sgl, 0, pkt);
 		if (owner_gone(qp, ret))
 			return -1;
 		if (ret)
@@ -505,7 +505,7 @@ static bool read_step(struct vhca_qp *qp, struct vhca_turn_budget *budget)
 		ret = remote_target(qp, &sgl, qp->resp.read_rkey,
 				    qp->resp.read_va, seg,
 				    IB_UVERBS_ACCESS_REMOTE_READ);
-		if (!ret)
+		if (!ret && vhca_sgl_map(&sgl, 0, seg, pkt))
 			ret = vhca_sgl_read(&sgl, 0, pkt->data, seg);
 		if (ret) {
 			vhca_pkt_free(pkt);

@@ -4,6 +4,9 @@
 #include <string.h>
 
 #include "mr.h"
+#include "dma.h"
+#include "dctx.h"
+#include "packet.h"
 #include "sgl.h"
 
 int vhca_sgl_add(struct vhca_sgl *sgl, struct vhca_dctx *dctx, uint64_t pdn,
@@ -71,6 +74,54 @@ static int sgl_io(const struct vhca_sgl *sgl, uint32_t off, uint8_t *buf,
 		off = 0;
 	}
 	return len ? -EFAULT : 0;
+}
+
+int vhca_sgl_map(const struct vhca_sgl *sgl, uint32_t off, uint32_t len,
+		 struct vhca_pkt *pkt)
+{
+	struct vhca_dma_space *space = NULL;
+
+	pkt->nref = 0;
+	for (unsigned int i = 0; i < sgl->num && len; i++) {
+		uint32_t seg_len = sgl->seg[i].len, n;
+
+		if (off >= seg_len) {
+			off -= seg_len;
+			continue;
+		}
+		n = seg_len - off < len ? seg_len - off : len;
+		space = sgl->seg[i].mr->dctx->space;
+		if (vhca_mr_map(sgl->seg[i].mr, sgl->seg[i].iova + off, n,
+				pkt)) {
+			pkt->nref = 0;
+			return -EAGAIN;
+		}
+		len -= n;
+		off = 0;
+	}
+	if (len || !pkt->nref) {
+		pkt->nref = 0;
+		return -EAGAIN;
+	}
+	/* Every MR of a list is its context's: one space holds them all. */
+	vhca_dma_space_get(space);
+	pkt->ref_space = space;
+	return 0;
+}
+
+int vhca_sgl_write_pkt(const struct vhca_sgl *sgl, uint32_t off,
+		       const struct vhca_pkt *pkt)
+{
+	int ret = 0;
+
+	if (!pkt->nref)
+		return vhca_sgl_write(sgl, off, pkt->data, pkt->len);
+	for (unsigned int i = 0; i < pkt->nref && !ret; i++) {
+		ret = vhca_sgl_write(sgl, off, pkt->ref[i].ptr,
+				     pkt->ref[i].len);
+		off += pkt->ref[i].len;
+	}
+	return ret;
 }
 
 int vhca_sgl_read(const struct vhca_sgl *sgl, uint32_t off, void *buf,

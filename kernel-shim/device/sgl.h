@@ -49,4 +49,17 @@ int vhca_sgl_read(const struct vhca_sgl *sgl, uint32_t off, void *buf,
 int vhca_sgl_write(const struct vhca_sgl *sgl, uint32_t off, const void *buf,
 		   uint32_t len);
 
+struct vhca_pkt;
+
+/*
+ * [off, off + len) of the list as @pkt's payload by reference, if every
+ * piece of it is a VM's RAM (packet.h); otherwise the payload is left
+ * empty and -EAGAIN tells the caller to copy (vhca_sgl_read).
+ */
+int vhca_sgl_map(const struct vhca_sgl *sgl, uint32_t off, uint32_t len,
+		 struct vhca_pkt *pkt);
+/* Writes @pkt's payload, by value or by reference, at @off of the list. */
+int vhca_sgl_write_pkt(const struct vhca_sgl *sgl, uint32_t off,
+		       const struct vhca_pkt *pkt);
+
 #endif /* VHCA_DEVICE_SGL_H */

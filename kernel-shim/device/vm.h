@@ -83,6 +83,14 @@ int vhca_vm_read_pages(struct vhca_vm *vm, const struct vhca_devcmd_mem *m,
  */
 int vhca_vm_map_queue(struct vhca_vm *vm, const uint64_t *pages,
 		      uint32_t npages, uint64_t size, struct vhca_qmem *qm);
+/*
+ * Where [gpa, gpa + len) of the VM whose space is @space is mapped in
+ * vhcad, or NULL (not a VM's space, beyond its RAM, the VM stopped): what
+ * a packet may carry by reference (packet.h).
+ */
+const uint8_t *vhca_vm_ptr(struct vhca_dma_space *space, uint64_t gpa,
+			   uint64_t len);
+
 /* @n page addresses of the VM whose space is @space are freed. */
 void vhca_vm_pages_released(struct vhca_dma_space *space, uint64_t n);
 

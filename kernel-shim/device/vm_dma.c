@@ -168,6 +168,17 @@ bad:
 	return -EINVAL;
 }
 
+const uint8_t *vhca_vm_ptr(struct vhca_dma_space *space, uint64_t gpa,
+			   uint64_t len)
+{
+	struct vhca_vm *vm = vm_of(space);
+
+	if (space->ops != &vm_dma_ops || atomic_load(&vm->gone) ||
+	    !in_ram(vm, gpa, len))
+		return NULL;
+	return vm->ram + gpa;
+}
+
 void vhca_vm_pages_released(struct vhca_dma_space *space, uint64_t n)
 {
 	atomic_fetch_sub(&vm_of(space)->pages_held, n);
