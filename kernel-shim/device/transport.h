@@ -36,8 +36,8 @@ struct vhca_turn_budget {
 	unsigned int pkts;
 };
 
-#define VHCA_TURN_BYTES (1u << 20)
-#define VHCA_TURN_PKTS 256u
+#define VHCA_TURN_BYTES (64u << 10)
+#define VHCA_TURN_PKTS 64u
 
 static inline bool vhca_budget_left(const struct vhca_turn_budget *b)
 {

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Security findings 7 and 8: one tenant's work cannot starve another's.
-# Turns have a budget (1 MiB, 256 packets), so back-to-back 256 MiB
+# Turns have a budget (64 KiB, 64 packets), so back-to-back 256 MiB
 # WRITEs interleave with other contexts' turns; timers and idle contexts
 # cost nothing to others (no scan of all QPs or contexts).  The clean
 # pair's median round trip beside each attack stays within a small
