@@ -113,6 +113,9 @@ struct vhca_recv_wqe {
 
 /* ---- completions ------------------------------------------------------ */
 
+/* The device clock CQEs are stamped with (hca_core_clock, kHz): 1 GHz. */
+#define VHCA_CORE_CLOCK_KHZ 1000000u
+
 /*
  * 64-byte CQE.  owner is written last: a CQE at ring index i (counting
  * from 0 forever) is valid when (owner & 1) == ((i / cqe_count) & 1) ^ 1,
@@ -139,9 +142,18 @@ struct vhca_cqe {
 	__u16 slid;
 	__u8 sl;
 	__u8 dlid_path_bits;
-	__u8 reserved[13];
+	__u8 reserved[2];
+	/*
+	 * When the device wrote the CQE, in its clock's ticks: nanoseconds
+	 * of the device host's CLOCK_MONOTONIC (hca_core_clock 1 GHz).
+	 */
+	__u64 timestamp;
+	__u8 reserved2[3];
 	__u8 owner;
 };
+_Static_assert(sizeof(struct vhca_cqe) == 64, "a CQE is 64 bytes");
+_Static_assert(__builtin_offsetof(struct vhca_cqe, owner) == 59,
+	       "owner is the CQE's last byte written");
 
 /* ---- doorbell records (inside each queue's memfd, at db_offset) ------- */
 

@@ -13,6 +13,7 @@
 #include <infiniband/verbs.h>
 #include <rdma/ib_user_verbs.h>
 #include <vhca/abi.h>
+#include <vhca/queue.h>
 
 #include "cmd_call.h"
 #include "context.h"
@@ -166,6 +167,9 @@ int cmd_ex_query_device(struct cmd_call *call)
 
 	fill_device_attr(call->uctx->dev, &resp.base);
 	resp.device_cap_flags_ex = vhca_limits.device_cap_flags;
+	/* Every CQE carries the device clock: monotonic ns (1 GHz). */
+	resp.timestamp_mask = UINT64_MAX;
+	resp.hca_core_clock = VHCA_CORE_CLOCK_KHZ;
 	/* uverbs_response_length(): what the caller will actually get. */
 	resp.response_length = (uint32_t)(call->outlen < sizeof(resp) ?
 						  call->outlen :

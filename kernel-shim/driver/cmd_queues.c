@@ -164,8 +164,9 @@ int cmd_ex_create_cq(struct cmd_call *call)
 		return ret;
 	if (req.comp_mask || req.reserved)
 		return -EINVAL;
-	if (req.flags)
-		return -EOPNOTSUPP;	/* no completion timestamps */
+	/* Every CQE is stamped; overruns are always errors (no IGNORE). */
+	if (req.flags & ~(uint32_t)IB_UVERBS_CQ_FLAGS_TIMESTAMP_COMPLETION)
+		return -EOPNOTSUPP;
 	cmd = (struct vhca_devcmd_create_cq){
 		.user_handle = req.user_handle,
 		.cqe = req.cqe,

@@ -108,9 +108,8 @@ static void vhca_cq_set_buf(struct vhca_cq *cq, struct vhca_qbuf *buf,
 	cq->ibv_cq.cqe = (int)(count - 1);
 }
 
-struct ibv_cq *vhca_create_cq(struct ibv_context *context, int cqe,
-			      struct ibv_comp_channel *channel,
-			      int comp_vector)
+struct vhca_cq *vhca_cq_new(struct ibv_context *context, int cqe,
+			    struct ibv_comp_channel *channel, int comp_vector)
 {
 	struct vhca_create_cq_req cmd;
 	struct vhca_create_cq_rsp resp;
@@ -151,7 +150,7 @@ struct ibv_cq *vhca_create_cq(struct ibv_context *context, int cqe,
 	vhca_cq_set_buf(cq, &buf, count, 0);
 	cq->cqn = resp.drv.cqn;
 	vhca_ctx_add_cq(to_vctx(context), cq);
-	return &cq->ibv_cq;
+	return cq;
 
 err:
 	ret = errno;
@@ -161,11 +160,13 @@ err:
 	return NULL;
 }
 
-static inline bool vhca_cqe_valid(const struct vhca_cq *cq, uint32_t idx,
-				  uint8_t owner)
+struct ibv_cq *vhca_create_cq(struct ibv_context *context, int cqe,
+			      struct ibv_comp_channel *channel,
+			      int comp_vector)
 {
-	/* (idx / cqe_count) & 1, with cqe_count a power of two */
-	return (owner & 1) == (((idx & cq->cqe_count) ? 1u : 0u) ^ 1u);
+	struct vhca_cq *cq = vhca_cq_new(context, cqe, channel, comp_vector);
+
+	return cq ? &cq->ibv_cq : NULL;
 }
 
 int vhca_poll_cq(struct ibv_cq *ibcq, int num_entries, struct ibv_wc *wc)

@@ -104,7 +104,8 @@ static void vhca_qp_init_wr_ops(struct vhca_qp *qp, uint64_t send_ops);
 
 /*
  * Both create verbs end here.  @attr->comp_mask holds IBV_QP_INIT_ATTR_PD
- * and at most IBV_QP_INIT_ATTR_SEND_OPS_FLAGS.  On success attr->cap holds
+ * and at most IBV_QP_INIT_ATTR_CREATE_FLAGS (0) and
+ * IBV_QP_INIT_ATTR_SEND_OPS_FLAGS.  On success attr->cap holds
  * what the rings really hold.
  */
 static struct ibv_qp *vhca_create_qp_common(struct ibv_context *context,
@@ -121,7 +122,18 @@ static struct ibv_qp *vhca_create_qp_common(struct ibv_context *context,
 	int ret;
 
 	if (attr->comp_mask & ~(uint32_t)(IBV_QP_INIT_ATTR_PD |
+					  IBV_QP_INIT_ATTR_CREATE_FLAGS |
 					  IBV_QP_INIT_ATTR_SEND_OPS_FLAGS)) {
+		errno = EOPNOTSUPP;
+		return NULL;
+	}
+	/*
+	 * No create flag is one a software IB device can honour (they are
+	 * Ethernet offloads, multicast loopback, source QPNs): 0 is accepted,
+	 * as mlx5 and rxe do, the others refused as mlx5 refuses what it lacks.
+	 */
+	if ((attr->comp_mask & IBV_QP_INIT_ATTR_CREATE_FLAGS) &&
+	    attr->create_flags) {
 		errno = EOPNOTSUPP;
 		return NULL;
 	}
@@ -194,6 +206,7 @@ static struct ibv_qp *vhca_create_qp_common(struct ibv_context *context,
 
 	/* Ask the device for exactly what the rings hold. */
 	init = *attr;
+	init.comp_mask &= ~(uint32_t)IBV_QP_INIT_ATTR_CREATE_FLAGS;	/* all 0 */
 	init.cap.max_send_wr = qp->sq.wqe_count;
 	init.cap.max_send_sge = qp->sq.max_sge;
 	init.cap.max_inline_data = qp->max_inline_data;

@@ -102,7 +102,10 @@ struct vhca_qbuf {
 };
 
 struct vhca_cq {
-	struct ibv_cq ibv_cq;
+	union {
+		struct ibv_cq ibv_cq;
+		struct ibv_cq_ex ibv_cq_ex;	/* ibv_create_cq_ex (cq_ex.c) */
+	};
 	struct vhca_cq *next, **pprev;	/* the context's CQ list */
 	pthread_spinlock_t lock;
 	struct vhca_qbuf buf;
@@ -111,6 +114,9 @@ struct vhca_cq {
 	uint32_t cqe_count;	/* power of two */
 	uint32_t consumer;	/* CQEs consumed, free-running */
 	uint32_t cqn;
+	/* ibv_start_poll() .. ibv_end_poll(): the CQE being read, or NULL */
+	const struct vhca_cqe *cur;
+	bool single_threaded;	/* IBV_CREATE_CQ_ATTR_SINGLE_THREADED: no lock */
 };
 
 /* A work queue ring inside a QP's or SRQ's memfd. */
@@ -164,6 +170,14 @@ static inline struct vhca_context *to_vctx(struct ibv_context *ibctx)
 static inline struct vhca_cq *to_vcq(struct ibv_cq *ibcq)
 {
 	return vhca_container_of(ibcq, struct vhca_cq, ibv_cq);
+}
+
+/* Is CQE number @idx (free-running) of @cq written, by its owner byte? */
+static inline bool vhca_cqe_valid(const struct vhca_cq *cq, uint32_t idx,
+				  uint8_t owner)
+{
+	/* (idx / cqe_count) & 1, with cqe_count a power of two */
+	return (owner & 1) == (((idx & cq->cqe_count) ? 1u : 0u) ^ 1u);
 }
 
 static inline struct vhca_qp *to_vqp(struct ibv_qp *ibqp)
@@ -327,6 +341,9 @@ int vhca_wq_post_recv(struct vhca_wq *wq, uint32_t *head, const uint32_t *tail,
 		      bool *posted);
 
 /* cq.c */
+/* A CQ of @cqe entries, the command done; NULL with errno set. */
+struct vhca_cq *vhca_cq_new(struct ibv_context *context, int cqe,
+			    struct ibv_comp_channel *channel, int comp_vector);
 struct ibv_cq *vhca_create_cq(struct ibv_context *context, int cqe,
 			      struct ibv_comp_channel *channel,
 			      int comp_vector);
@@ -334,6 +351,12 @@ int vhca_poll_cq(struct ibv_cq *cq, int num_entries, struct ibv_wc *wc);
 int vhca_req_notify_cq(struct ibv_cq *cq, int solicited_only);
 int vhca_resize_cq(struct ibv_cq *cq, int cqe);
 int vhca_destroy_cq(struct ibv_cq *cq);
+
+/* cq_ex.c: ibv_create_cq_ex and the device clock */
+struct ibv_cq_ex *vhca_create_cq_ex(struct ibv_context *context,
+				    struct ibv_cq_init_attr_ex *attr);
+int vhca_query_rt_values(struct ibv_context *context,
+			 struct ibv_values_ex *values);
 
 /* qp.c */
 struct ibv_qp *vhca_create_qp(struct ibv_pd *pd, struct ibv_qp_init_attr *attr);

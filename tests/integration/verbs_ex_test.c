@@ -1,0 +1,411 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * The extended verbs through the public libibverbs API.  Extended CQs:
+ * ibv_create_cq_ex with
+ * the wc_flags vhca offers, ibv_start_poll/next_poll/end_poll and the
+ * ibv_wc_read_* accessors on a real RC exchange between vhca0_vf0 (A) and
+ * vhca0_vf1 (B), completion timestamps in the device clock
+ * (hca_core_clock) checked against the clock the test reads around the
+ * traffic, ibv_query_rt_values_ex, and the flags that must be refused.
+ * ibv_create_qp_ex with IBV_QP_INIT_ATTR_CREATE_FLAGS: 0 accepted (as mlx5
+ * and rxe), every flag refused with EOPNOTSUPP.
+ *
+ * usage: verbs_ex_test [all | TEST...] | --list
+ * Environment: VHCA_DEV_A / VHCA_DEV_B override the two devices.
+ */
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <infiniband/verbs.h>
+
+#include "../common.h"
+#include "verbs_helpers.h"
+
+TEST_COUNTERS;
+
+#define MSGS 64
+#define MSG_LEN 1000u
+#define TS_FLAGS (IBV_WC_EX_WITH_COMPLETION_TIMESTAMP | \
+		  IBV_WC_EX_WITH_COMPLETION_TIMESTAMP_WALLCLOCK)
+
+struct end {
+	struct ibv_context *ctx;
+	struct ibv_pd *pd;
+	struct ibv_mr *mr;
+	uint8_t *buf;
+	struct ibv_cq_ex *cq;
+	struct ibv_qp *qp;
+	uint16_t lid;
+};
+
+static uint64_t clock_ns(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static struct ibv_cq_ex *cq_ex(struct ibv_context *ctx, uint64_t wc_flags,
+			       uint32_t flags)
+{
+	struct ibv_cq_init_attr_ex attr = {
+		.cqe = 2 * MSGS,
+		.wc_flags = wc_flags,
+		.comp_mask = flags ? IBV_CQ_INIT_ATTR_MASK_FLAGS : 0,
+		.flags = flags,
+	};
+
+	return ibv_create_cq_ex(ctx, &attr);
+}
+
+static void end_open(struct end *e, const char *env, const char *dflt,
+		     uint32_t cq_flags)
+{
+	const char *name = getenv(env) ? getenv(env) : dflt;
+	struct ibv_qp_init_attr qa = { .qp_type = IBV_QPT_RC };
+	struct ibv_port_attr port;
+
+	e->ctx = open_by_name(name);
+	REQUIRE(e->ctx, "open %s: %s", name, strerror(errno));
+	REQUIRE(!ibv_query_port(e->ctx, 1, &port), "query_port");
+	e->lid = port.lid;
+	e->pd = ibv_alloc_pd(e->ctx);
+	e->buf = calloc(MSGS, MSG_LEN);
+	REQUIRE(e->pd && e->buf, "pd/buffer");
+	e->mr = ibv_reg_mr(e->pd, e->buf, MSGS * MSG_LEN,
+			   IBV_ACCESS_LOCAL_WRITE);
+	REQUIRE(e->mr, "reg_mr: %s", strerror(errno));
+	e->cq = cq_ex(e->ctx, IBV_WC_STANDARD_FLAGS | TS_FLAGS, cq_flags);
+	REQUIRE(e->cq, "create_cq_ex: %s", strerror(errno));
+	qa.send_cq = qa.recv_cq = ibv_cq_ex_to_cq(e->cq);
+	qa.cap = (struct ibv_qp_cap){ .max_send_wr = MSGS,
+				      .max_recv_wr = MSGS,
+				      .max_send_sge = 1,
+				      .max_recv_sge = 1 };
+	e->qp = ibv_create_qp(e->pd, &qa);
+	REQUIRE(e->qp, "create_qp: %s", strerror(errno));
+}
+
+static void end_connect(struct end *e, const struct end *peer)
+{
+	struct ibv_qp_attr a = { .qp_state = IBV_QPS_INIT, .port_num = 1,
+				 .qp_access_flags = 0 };
+
+	REQUIRE(!ibv_modify_qp(e->qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX |
+					       IBV_QP_PORT |
+					       IBV_QP_ACCESS_FLAGS),
+		"INIT");
+	a = (struct ibv_qp_attr){
+		.qp_state = IBV_QPS_RTR, .path_mtu = IBV_MTU_4096,
+		.dest_qp_num = peer->qp->qp_num, .rq_psn = 7,
+		.max_dest_rd_atomic = 1, .min_rnr_timer = 1,
+		.ah_attr = { .dlid = peer->lid, .port_num = 1 },
+	};
+	REQUIRE(!ibv_modify_qp(e->qp, &a, IBV_QP_STATE | IBV_QP_AV |
+					       IBV_QP_PATH_MTU |
+					       IBV_QP_DEST_QPN | IBV_QP_RQ_PSN |
+					       IBV_QP_MAX_DEST_RD_ATOMIC |
+					       IBV_QP_MIN_RNR_TIMER),
+		"RTR");
+	a = (struct ibv_qp_attr){ .qp_state = IBV_QPS_RTS, .sq_psn = 7,
+				  .timeout = 14, .retry_cnt = 7,
+				  .rnr_retry = 7, .max_rd_atomic = 1 };
+	REQUIRE(!ibv_modify_qp(e->qp, &a, IBV_QP_STATE | IBV_QP_SQ_PSN |
+					       IBV_QP_TIMEOUT |
+					       IBV_QP_RETRY_CNT |
+					       IBV_QP_RNR_RETRY |
+					       IBV_QP_MAX_QP_RD_ATOMIC),
+		"RTS");
+}
+
+static void end_close(struct end *e)
+{
+	CHECK(!ibv_destroy_qp(e->qp), "destroy_qp");
+	CHECK(!ibv_destroy_cq(ibv_cq_ex_to_cq(e->cq)), "destroy_cq");
+	CHECK(!ibv_dereg_mr(e->mr), "dereg_mr");
+	CHECK(!ibv_dealloc_pd(e->pd), "dealloc_pd");
+	CHECK(!ibv_close_device(e->ctx), "close_device");
+	free(e->buf);
+}
+
+/* Collects @n completions of @cq within 5 s through the ex poll API. */
+struct seen {
+	uint64_t wr_id, ts, wall;
+	enum ibv_wc_opcode opcode;
+	uint32_t byte_len, qp_num, src_qp, slid;
+	unsigned int wc_flags;
+	__be32 imm;
+};
+
+static int poll_ex(struct ibv_cq_ex *cq, struct seen *out, int n)
+{
+	struct ibv_poll_cq_attr pa = { 0 };
+	uint64_t deadline = now_ms() + 5000;
+	int got = 0, ret;
+
+	while (got < n && now_ms() < deadline) {
+		ret = ibv_start_poll(cq, &pa);
+		if (ret == ENOENT)
+			continue;
+		REQUIRE(ret == 0, "start_poll: %d", ret);
+		do {
+			struct seen *s = &out[got++];
+
+			CHECK(cq->status == IBV_WC_SUCCESS, "status %s",
+			      ibv_wc_status_str(cq->status));
+			s->wr_id = cq->wr_id;
+			s->opcode = ibv_wc_read_opcode(cq);
+			s->byte_len = ibv_wc_read_byte_len(cq);
+			s->qp_num = ibv_wc_read_qp_num(cq);
+			s->src_qp = ibv_wc_read_src_qp(cq);
+			s->slid = ibv_wc_read_slid(cq);
+			s->wc_flags = ibv_wc_read_wc_flags(cq);
+			s->imm = s->wc_flags & IBV_WC_WITH_IMM ?
+					 ibv_wc_read_imm_data(cq) : 0;
+			s->ts = ibv_wc_read_completion_ts(cq);
+			s->wall = ibv_wc_read_completion_wallclock_ns(cq);
+			ret = got < n ? ibv_next_poll(cq) : ENOENT;
+		} while (ret == 0);
+		CHECK(ret == ENOENT, "next_poll: %d", ret);
+		ibv_end_poll(cq);
+	}
+	return got;
+}
+
+/* 64 SENDs with immediate A -> B, read back through both CQs. */
+static void exchange(uint32_t cq_flags)
+{
+	struct seen rx[MSGS], tx[MSGS];
+	struct ibv_device_attr_ex dev;
+	struct end a = { 0 }, b = { 0 };
+	uint64_t t0, t1, w0, w1;
+	int i, n;
+
+	end_open(&a, "VHCA_DEV_A", "vhca0_vf0", cq_flags);
+	end_open(&b, "VHCA_DEV_B", "vhca0_vf1", cq_flags);
+	REQUIRE(!ibv_query_device_ex(a.ctx, NULL, &dev), "query_device_ex");
+	CHECK(dev.hca_core_clock == 1000000, "hca_core_clock %" PRIu64 " kHz",
+	      dev.hca_core_clock);
+	CHECK(dev.completion_timestamp_mask == UINT64_MAX,
+	      "completion_timestamp_mask 0x%" PRIx64,
+	      dev.completion_timestamp_mask);
+	end_connect(&a, &b);
+	end_connect(&b, &a);
+	for (i = 0; i < MSGS; i++) {
+		struct ibv_sge sge = { (uintptr_t)b.buf + i * MSG_LEN, MSG_LEN,
+				       b.mr->lkey };
+		struct ibv_recv_wr wr = { .wr_id = 1000 + i, .sg_list = &sge,
+					  .num_sge = 1 }, *bad;
+
+		REQUIRE(!ibv_post_recv(b.qp, &wr, &bad), "post_recv");
+	}
+	for (i = 0; i < MSGS * (int)MSG_LEN; i++)
+		a.buf[i] = (uint8_t)(i * 7 + i / MSG_LEN);
+	t0 = clock_ns(CLOCK_MONOTONIC);
+	w0 = clock_ns(CLOCK_REALTIME);
+	for (i = 0; i < MSGS; i++) {
+		struct ibv_sge sge = { (uintptr_t)a.buf + i * MSG_LEN,
+				       MSG_LEN - (uint32_t)i, a.mr->lkey };
+		struct ibv_send_wr wr = {
+			.wr_id = 2000 + i, .sg_list = &sge, .num_sge = 1,
+			.opcode = IBV_WR_SEND_WITH_IMM,
+			.send_flags = IBV_SEND_SIGNALED,
+			.imm_data = htobe32(0xabc00 + i),
+		}, *bad;
+
+		REQUIRE(!ibv_post_send(a.qp, &wr, &bad), "post_send");
+	}
+	n = poll_ex(b.cq, rx, MSGS);
+	CHECK(n == MSGS, "B: %d of %d receive completions", n, MSGS);
+	n = poll_ex(a.cq, tx, MSGS);
+	CHECK(n == MSGS, "A: %d of %d send completions", n, MSGS);
+	t1 = clock_ns(CLOCK_MONOTONIC);
+	w1 = clock_ns(CLOCK_REALTIME);
+	for (i = 0; i < MSGS; i++) {
+		CHECK(rx[i].wr_id == 1000u + i && rx[i].opcode == IBV_WC_RECV &&
+			      rx[i].byte_len == MSG_LEN - (uint32_t)i &&
+			      rx[i].qp_num == b.qp->qp_num &&
+			      rx[i].src_qp == a.qp->qp_num &&
+			      rx[i].slid == a.lid,
+		      "receive %d: wr_id %" PRIu64 " opcode %d len %u qpn %u "
+		      "src %u slid %u", i, rx[i].wr_id, rx[i].opcode,
+		      rx[i].byte_len, rx[i].qp_num, rx[i].src_qp, rx[i].slid);
+		CHECK((rx[i].wc_flags & IBV_WC_WITH_IMM) &&
+			      be32toh(rx[i].imm) == 0xabc00u + i,
+		      "receive %d: imm 0x%x", i, be32toh(rx[i].imm));
+		CHECK(!memcmp(b.buf + i * MSG_LEN, a.buf + i * MSG_LEN,
+			      MSG_LEN - (uint32_t)i), "receive %d: data", i);
+		CHECK(tx[i].wr_id == 2000u + i && tx[i].opcode == IBV_WC_SEND,
+		      "send %d: wr_id %" PRIu64 " opcode %d", i, tx[i].wr_id,
+		      tx[i].opcode);
+		/* Device time is the host's monotonic clock, in order. */
+		CHECK(rx[i].ts >= t0 && rx[i].ts <= t1 && tx[i].ts >= t0 &&
+			      tx[i].ts <= t1,
+		      "completion %d: timestamps %" PRIu64 "/%" PRIu64
+		      " outside [%" PRIu64 ", %" PRIu64 "]", i, rx[i].ts,
+		      tx[i].ts, t0, t1);
+		CHECK(!i || (rx[i].ts >= rx[i - 1].ts && tx[i].ts >= tx[i - 1].ts),
+		      "completion %d: timestamps go back", i);
+		CHECK(rx[i].wall + 1000000 >= w0 && rx[i].wall <= w1 + 1000000,
+		      "receive %d: wallclock %" PRIu64 " outside [%" PRIu64
+		      ", %" PRIu64 "]", i, rx[i].wall, w0, w1);
+	}
+	end_close(&a);
+	end_close(&b);
+}
+
+static void t_poll(void)
+{
+	exchange(0);
+}
+
+static void t_single_threaded(void)
+{
+	exchange(IBV_CREATE_CQ_ATTR_SINGLE_THREADED);
+}
+
+/* An empty CQ: ENOENT, and no end_poll owed (a lock left held would hang). */
+static void t_empty(void)
+{
+	struct ibv_context *ctx = open_by_name("vhca0_vf0");
+	struct ibv_poll_cq_attr pa = { 0 };
+	struct ibv_cq_ex *cq;
+	struct ibv_wc wc;
+
+	REQUIRE(ctx, "open");
+	cq = cq_ex(ctx, IBV_WC_EX_WITH_COMPLETION_TIMESTAMP, 0);
+	REQUIRE(cq, "create_cq_ex: %s", strerror(errno));
+	CHECK(ibv_start_poll(cq, &pa) == ENOENT, "start_poll on empty CQ");
+	CHECK(ibv_start_poll(cq, &pa) == ENOENT, "start_poll again");
+	CHECK(ibv_poll_cq(ibv_cq_ex_to_cq(cq), 1, &wc) == 0, "poll_cq");
+	pa.comp_mask = 1;
+	CHECK(ibv_start_poll(cq, &pa) == EINVAL, "start_poll comp_mask 1");
+	CHECK(!ibv_destroy_cq(ibv_cq_ex_to_cq(cq)), "destroy_cq");
+	CHECK(!ibv_close_device(ctx), "close");
+}
+
+/* What vhca cannot do is refused, not ignored. */
+static void t_refused(void)
+{
+	struct ibv_context *ctx = open_by_name("vhca0_vf0");
+	struct ibv_values_ex v = { .comp_mask = IBV_VALUES_MASK_RAW_CLOCK };
+	uint64_t t0, t1, raw;
+	static const struct {
+		uint64_t wc_flags;
+		uint32_t flags;
+	} bad[] = {
+		{ IBV_WC_EX_WITH_CVLAN, 0 },
+		{ IBV_WC_EX_WITH_FLOW_TAG, 0 },
+		{ IBV_WC_EX_WITH_TM_INFO, 0 },
+		{ 0, IBV_CREATE_CQ_ATTR_IGNORE_OVERRUN },
+		{ 0, 1u << 7 },
+	};
+
+	REQUIRE(ctx, "open");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct ibv_cq_init_attr_ex attr = {
+			.cqe = 4, .wc_flags = bad[i].wc_flags,
+			.comp_mask = IBV_CQ_INIT_ATTR_MASK_FLAGS,
+			.flags = bad[i].flags,
+		};
+		struct ibv_cq_ex *cq = ibv_create_cq_ex(ctx, &attr);
+
+		CHECK(!cq && errno == EOPNOTSUPP,
+		      "wc_flags 0x%" PRIx64 " flags 0x%x: %s", bad[i].wc_flags,
+		      bad[i].flags, cq ? "created" : strerror(errno));
+		if (cq)
+			ibv_destroy_cq(ibv_cq_ex_to_cq(cq));
+	}
+	t0 = clock_ns(CLOCK_MONOTONIC);
+	CHECK(ibv_query_rt_values_ex(ctx, &v) == 0, "query_rt_values_ex");
+	t1 = clock_ns(CLOCK_MONOTONIC);
+	raw = (uint64_t)v.raw_clock.tv_sec * 1000000000ULL +
+	      (uint64_t)v.raw_clock.tv_nsec;
+	CHECK(v.comp_mask == IBV_VALUES_MASK_RAW_CLOCK && raw >= t0 &&
+		      raw <= t1,
+	      "raw clock %" PRIu64 " outside [%" PRIu64 ", %" PRIu64 "]", raw,
+	      t0, t1);
+	CHECK(!ibv_close_device(ctx), "close");
+}
+
+static void t_qp_create_flags(void)
+{
+	struct ibv_context *ctx = open_by_name("vhca0_vf0");
+	static const uint32_t bad[] = {
+		IBV_QP_CREATE_BLOCK_SELF_MCAST_LB, IBV_QP_CREATE_SCATTER_FCS,
+		IBV_QP_CREATE_CVLAN_STRIPPING, IBV_QP_CREATE_SOURCE_QPN,
+		IBV_QP_CREATE_PCI_WRITE_END_PADDING, 1u << 30,
+	};
+	struct ibv_cq *cq;
+	struct ibv_pd *pd;
+
+	REQUIRE(ctx, "open");
+	pd = ibv_alloc_pd(ctx);
+	cq = ibv_create_cq(ctx, 8, NULL, NULL, 0);
+	REQUIRE(pd && cq, "pd/cq");
+	for (int i = -1; i < (int)(sizeof(bad) / sizeof(bad[0])); i++) {
+		struct ibv_qp_init_attr_ex a = {
+			.qp_type = IBV_QPT_RC, .send_cq = cq, .recv_cq = cq,
+			.cap = { .max_send_wr = 4, .max_recv_wr = 4,
+				 .max_send_sge = 1, .max_recv_sge = 1 },
+			.comp_mask = IBV_QP_INIT_ATTR_PD |
+				     IBV_QP_INIT_ATTR_CREATE_FLAGS,
+			.pd = pd,
+			.create_flags = i < 0 ? 0 : bad[i],
+		};
+		struct ibv_qp *qp = ibv_create_qp_ex(ctx, &a);
+
+		if (i < 0)
+			CHECK(qp, "create_flags 0: %s", strerror(errno));
+		else
+			CHECK(!qp && errno == EOPNOTSUPP,
+			      "create_flags 0x%x: %s", bad[i],
+			      qp ? "created" : strerror(errno));
+		if (qp)
+			CHECK(!ibv_destroy_qp(qp), "destroy_qp");
+	}
+	CHECK(!ibv_destroy_cq(cq), "destroy_cq");
+	CHECK(!ibv_dealloc_pd(pd), "dealloc_pd");
+	CHECK(!ibv_close_device(ctx), "close");
+}
+
+static const struct {
+	const char *name;
+	void (*fn)(void);
+} tests[] = {
+	{ "poll", t_poll },
+	{ "single_threaded", t_single_threaded },
+	{ "empty", t_empty },
+	{ "refused", t_refused },
+	{ "qp_create_flags", t_qp_create_flags },
+};
+
+int main(int argc, char **argv)
+{
+	size_t n = sizeof(tests) / sizeof(tests[0]);
+	bool all = argc < 2 || !strcmp(argv[1], "all");
+
+	if (argc == 2 && !strcmp(argv[1], "--list")) {
+		for (size_t i = 0; i < n; i++)
+			printf("%s\n", tests[i].name);
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++) {
+		bool run = all;
+
+		for (int j = 1; j < argc && !run; j++)
+			run = !strcmp(argv[j], tests[i].name);
+		if (!run)
+			continue;
+		unsigned int before = test_failed;
+
+		tests[i].fn();
+		printf("%s: %s\n", test_failed == before ? "ok" : "FAIL",
+		       tests[i].name);
+	}
+	return test_report();
+}
