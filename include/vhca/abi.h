@@ -24,6 +24,14 @@
 /* The kernel's uverbs ABI version (class/infiniband_verbs/abi_version). */
 #define VHCA_UVERBS_CORE_ABI_VERSION 6
 
+/*
+ * Device memory (ibv_alloc_dm) is the provider's own pages, registered as
+ * zero-based MRs: the device has no memory of its own to carve it from.
+ * The largest allocation EX_QUERY_DEVICE advertises (max_dm_size), as a
+ * ConnectX's MEMIC offers 256 KiB.
+ */
+#define VHCA_MAX_DM_SIZE (256u << 10)
+
 /* Name of the command file in each class/infiniband_verbs/uverbsN/ dir. */
 #define VHCA_CMD_FILE_NAME "vhca_cmd"
 

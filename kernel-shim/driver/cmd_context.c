@@ -170,6 +170,7 @@ int cmd_ex_query_device(struct cmd_call *call)
 	/* Every CQE carries the device clock: monotonic ns (1 GHz). */
 	resp.timestamp_mask = UINT64_MAX;
 	resp.hca_core_clock = VHCA_CORE_CLOCK_KHZ;
+	resp.max_dm_size = VHCA_MAX_DM_SIZE;	/* the provider's (abi.h) */
 	/* uverbs_response_length(): what the caller will actually get. */
 	resp.response_length = (uint32_t)(call->outlen < sizeof(resp) ?
 						  call->outlen :

@@ -109,9 +109,17 @@ static int vhca_pin(void *addr, size_t length, int access)
 struct ibv_mr *vhca_reg_mr(struct ibv_pd *pd, void *addr, size_t length,
 			   uint64_t hca_va, int access)
 {
+	struct vhca_mr *mr = vhca_mr_new(pd, addr, length, hca_va, access);
+
+	return mr ? &mr->vmr.ibv_mr : NULL;
+}
+
+struct vhca_mr *vhca_mr_new(struct ibv_pd *pd, void *addr, size_t length,
+			    uint64_t hca_va, int access)
+{
 	struct ib_uverbs_reg_mr_resp resp;
 	struct ibv_reg_mr cmd;
-	struct verbs_mr *vmr;
+	struct vhca_mr *mr;
 	int ret;
 
 	/*
@@ -126,30 +134,33 @@ struct ibv_mr *vhca_reg_mr(struct ibv_pd *pd, void *addr, size_t length,
 		errno = ENOMEM;
 		return NULL;
 	}
-	vmr = calloc(1, sizeof(*vmr));
-	if (!vmr)
+	mr = calloc(1, sizeof(*mr));
+	if (!mr)
 		return NULL;
 
 	memset(&cmd, 0, sizeof(cmd));
 	memset(&resp, 0, sizeof(resp));
-	ret = ibv_cmd_reg_mr(pd, addr, length, hca_va, access, vmr, &cmd,
+	ret = ibv_cmd_reg_mr(pd, addr, length, hca_va, access, &mr->vmr, &cmd,
 			     sizeof(cmd), &resp, sizeof(resp));
 	if (ret) {
-		free(vmr);
+		free(mr);
 		errno = ret;
 		return NULL;
 	}
-	return &vmr->ibv_mr;
+	return mr;
 }
 
 int vhca_dereg_mr(struct verbs_mr *vmr)
 {
+	struct vhca_mr *mr = vhca_container_of(vmr, struct vhca_mr, vmr);
 	int ret;
 
 	ret = ibv_cmd_dereg_mr(vmr);
 	if (ret)
 		return ret;
 
-	free(vmr);
+	if (mr->dm)
+		vhca_dm_put(mr->dm);
+	free(mr);
 	return 0;
 }

@@ -72,6 +72,7 @@ static const struct verbs_match_ent vhca_match_table[] = {
  * provider help.
  */
 static const struct verbs_context_ops vhca_ctx_ops = {
+	.alloc_dm = vhca_alloc_dm,
 	.alloc_pd = vhca_alloc_pd,
 	.create_ah = vhca_create_ah,
 	.create_cq = vhca_create_cq,
@@ -86,6 +87,7 @@ static const struct verbs_context_ops vhca_ctx_ops = {
 	.destroy_qp = vhca_destroy_qp,
 	.destroy_srq = vhca_destroy_srq,
 	.free_context = vhca_free_context,
+	.free_dm = vhca_free_dm,
 	.modify_qp = vhca_modify_qp,
 	.modify_srq = vhca_modify_srq,
 	.poll_cq = vhca_poll_cq,
@@ -97,6 +99,7 @@ static const struct verbs_context_ops vhca_ctx_ops = {
 	.query_qp = vhca_query_qp,
 	.query_rt_values = vhca_query_rt_values,
 	.query_srq = vhca_query_srq,
+	.reg_dm_mr = vhca_reg_dm_mr,
 	.reg_mr = vhca_reg_mr,
 	.req_notify_cq = vhca_req_notify_cq,
 	.resize_cq = vhca_resize_cq,

@@ -308,6 +308,14 @@ int vhca_query_port(struct ibv_context *context, uint8_t port_num,
 		    struct ibv_port_attr *port_attr);
 struct ibv_pd *vhca_alloc_pd(struct ibv_context *context);
 int vhca_dealloc_pd(struct ibv_pd *pd);
+/* An MR: libibverbs' part, and the device memory it lies in (dm.c). */
+struct vhca_mr {
+	struct verbs_mr vmr;
+	struct vhca_dm *dm;
+};
+/* Registers [addr, addr + length) at @hca_va; NULL with errno set. */
+struct vhca_mr *vhca_mr_new(struct ibv_pd *pd, void *addr, size_t length,
+			    uint64_t hca_va, int access);
 struct ibv_mr *vhca_reg_mr(struct ibv_pd *pd, void *addr, size_t length,
 			   uint64_t hca_va, int access);
 int vhca_dereg_mr(struct verbs_mr *vmr);
@@ -351,6 +359,22 @@ int vhca_poll_cq(struct ibv_cq *cq, int num_entries, struct ibv_wc *wc);
 int vhca_req_notify_cq(struct ibv_cq *cq, int solicited_only);
 int vhca_resize_cq(struct ibv_cq *cq, int cqe);
 int vhca_destroy_cq(struct ibv_cq *cq);
+
+/* dm.c: device memory */
+struct vhca_dm {
+	struct ibv_dm ibv_dm;
+	uint8_t *addr;
+	size_t size;
+	atomic_uint mrs;	/* MRs registered on it: free_dm is EBUSY */
+};
+struct ibv_dm *vhca_alloc_dm(struct ibv_context *context,
+			     struct ibv_alloc_dm_attr *attr);
+int vhca_free_dm(struct ibv_dm *dm);
+struct ibv_mr *vhca_reg_dm_mr(struct ibv_pd *pd, struct ibv_dm *dm,
+			      uint64_t dm_offset, size_t length,
+			      unsigned int access);
+/* An MR on @dm went away. */
+void vhca_dm_put(struct vhca_dm *dm);
 
 /* cq_ex.c: ibv_create_cq_ex and the device clock */
 struct ibv_cq_ex *vhca_create_cq_ex(struct ibv_context *context,

@@ -73,6 +73,8 @@ done
 example rc_s4096_new_send ibv_rc_pingpong -s 4096 -n "$ITERS" -N
 # Extended CQ with completion timestamps (ibv_create_cq_ex, ibv_wc_read_*).
 example rc_s4096_ts ibv_rc_pingpong -s 4096 -n "$ITERS" -t
+# Device memory (ibv_alloc_dm, ibv_reg_dm_mr, ibv_memcpy_to_dm).
+example rc_s4096_dm ibv_rc_pingpong -s 4096 -n "$ITERS" -j
 
 for size in 1 4096 65536 1048576; do
 	example "uc_s${size}" ibv_uc_pingpong -s $size -n "$(iters_for $size)"

@@ -8,7 +8,10 @@
  * (hca_core_clock) checked against the clock the test reads around the
  * traffic, ibv_query_rt_values_ex, and the flags that must be refused.
  * ibv_create_qp_ex with IBV_QP_INIT_ATTR_CREATE_FLAGS: 0 accepted (as mlx5
- * and rxe), every flag refused with EOPNOTSUPP.
+ * and rxe), every flag refused with EOPNOTSUPP.  Device memory: bad
+ * allocations, copies and registrations refused, RDMA WRITE/READ and SEND
+ * on a zero-based DM MR between the VFs with the bytes checked, access
+ * beyond it a remote access error, free_dm EBUSY while an MR uses it.
  *
  * usage: verbs_ex_test [all | TEST...] | --list
  * Environment: VHCA_DEV_A / VHCA_DEV_B override the two devices.
@@ -93,7 +96,8 @@ static void end_open(struct end *e, const char *env, const char *dflt,
 static void end_connect(struct end *e, const struct end *peer)
 {
 	struct ibv_qp_attr a = { .qp_state = IBV_QPS_INIT, .port_num = 1,
-				 .qp_access_flags = 0 };
+				 .qp_access_flags = IBV_ACCESS_REMOTE_READ |
+						    IBV_ACCESS_REMOTE_WRITE };
 
 	REQUIRE(!ibv_modify_qp(e->qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX |
 					       IBV_QP_PORT |
@@ -134,6 +138,7 @@ static void end_close(struct end *e)
 
 /* Collects @n completions of @cq within 5 s through the ex poll API. */
 struct seen {
+	enum ibv_wc_status status;
 	uint64_t wr_id, ts, wall;
 	enum ibv_wc_opcode opcode;
 	uint32_t byte_len, qp_num, src_qp, slid;
@@ -155,8 +160,7 @@ static int poll_ex(struct ibv_cq_ex *cq, struct seen *out, int n)
 		do {
 			struct seen *s = &out[got++];
 
-			CHECK(cq->status == IBV_WC_SUCCESS, "status %s",
-			      ibv_wc_status_str(cq->status));
+			s->status = cq->status;
 			s->wr_id = cq->wr_id;
 			s->opcode = ibv_wc_read_opcode(cq);
 			s->byte_len = ibv_wc_read_byte_len(cq);
@@ -226,6 +230,11 @@ static void exchange(uint32_t cq_flags)
 	t1 = clock_ns(CLOCK_MONOTONIC);
 	w1 = clock_ns(CLOCK_REALTIME);
 	for (i = 0; i < MSGS; i++) {
+		CHECK(rx[i].status == IBV_WC_SUCCESS &&
+			      tx[i].status == IBV_WC_SUCCESS,
+		      "completion %d: %s / %s", i,
+		      ibv_wc_status_str(rx[i].status),
+		      ibv_wc_status_str(tx[i].status));
 		CHECK(rx[i].wr_id == 1000u + i && rx[i].opcode == IBV_WC_RECV &&
 			      rx[i].byte_len == MSG_LEN - (uint32_t)i &&
 			      rx[i].qp_num == b.qp->qp_num &&
@@ -373,6 +382,117 @@ static void t_qp_create_flags(void)
 	CHECK(!ibv_close_device(ctx), "close");
 }
 
+/* One signalled work request on @e's QP; its completion through poll_ex. */
+static enum ibv_wc_status one_wr(struct end *e, enum ibv_wr_opcode op,
+				 uint64_t addr, uint32_t len, uint32_t lkey,
+				 uint64_t raddr, uint32_t rkey)
+{
+	struct ibv_sge sge = { addr, len, lkey };
+	struct ibv_send_wr wr = { .wr_id = 77, .sg_list = &sge, .num_sge = 1,
+				  .opcode = op,
+				  .send_flags = IBV_SEND_SIGNALED,
+				  .wr.rdma = { raddr, rkey } }, *bad;
+	struct seen s;
+
+	REQUIRE(!ibv_post_send(e->qp, &wr, &bad), "post_send");
+	REQUIRE(poll_ex(e->cq, &s, 1) == 1, "no completion");
+	return s.status;
+}
+
+#define DM_LEN (64u << 10)
+
+static void t_dm(void)
+{
+	struct ibv_alloc_dm_attr da = { .length = DM_LEN };
+	struct ibv_device_attr_ex dev;
+	struct end a = { 0 }, b = { 0 };
+	uint8_t pat[DM_LEN], back[DM_LEN];
+	struct ibv_mr *mr;
+	struct ibv_dm *dm;
+	struct seen s;
+
+	end_open(&a, "VHCA_DEV_A", "vhca0_vf0", 0);
+	end_open(&b, "VHCA_DEV_B", "vhca0_vf1", 0);
+	REQUIRE(!ibv_query_device_ex(b.ctx, NULL, &dev), "query_device_ex");
+	CHECK(dev.max_dm_size == 256u << 10, "max_dm_size %" PRIu64,
+	      dev.max_dm_size);
+	{
+		struct ibv_alloc_dm_attr bad[] = {
+			{ .length = 4096, .comp_mask = 1 },
+			{ .length = 0 },
+			{ .length = 4096, .log_align_req = 13 },
+			{ .length = dev.max_dm_size + 1 },
+		};
+		int want[] = { EINVAL, EINVAL, EINVAL, ENOMEM };
+
+		for (int i = 0; i < 4; i++) {
+			struct ibv_dm *d = ibv_alloc_dm(b.ctx, &bad[i]);
+
+			CHECK(!d && errno == want[i], "alloc_dm case %d: %s",
+			      i, d ? "allocated" : strerror(errno));
+		}
+	}
+	dm = ibv_alloc_dm(b.ctx, &da);
+	REQUIRE(dm, "alloc_dm: %s", strerror(errno));
+	for (unsigned int i = 0; i < DM_LEN; i++)
+		pat[i] = (uint8_t)(i * 31 + 5);
+	CHECK(!ibv_memcpy_to_dm(dm, 0, pat, DM_LEN), "memcpy_to_dm");
+	CHECK(ibv_memcpy_to_dm(dm, DM_LEN - 1, pat, 2) == EINVAL,
+	      "memcpy_to_dm past the end");
+	CHECK(ibv_memcpy_from_dm(back, dm, UINT64_MAX, 2) == EINVAL,
+	      "memcpy_from_dm offset wrapping");
+	CHECK(!ibv_reg_dm_mr(b.pd, dm, 0, 4096, IBV_ACCESS_LOCAL_WRITE) &&
+		      errno == EINVAL, "reg_dm_mr without ZERO_BASED");
+	CHECK(!ibv_reg_dm_mr(b.pd, dm, 4096, DM_LEN,
+			     IBV_ACCESS_ZERO_BASED) && errno == EINVAL,
+	      "reg_dm_mr beyond the allocation");
+	/* The MR covers [4 KiB, 64 KiB) of the DM, addressed from 0. */
+	mr = ibv_reg_dm_mr(b.pd, dm, 4096, DM_LEN - 4096,
+			   IBV_ACCESS_ZERO_BASED | IBV_ACCESS_LOCAL_WRITE |
+				   IBV_ACCESS_REMOTE_READ |
+				   IBV_ACCESS_REMOTE_WRITE);
+	REQUIRE(mr, "reg_dm_mr: %s", strerror(errno));
+	end_connect(&a, &b);
+	end_connect(&b, &a);
+
+	/* A reads what memcpy_to_dm put there. */
+	memset(a.buf, 0, 8192);
+	CHECK(one_wr(&a, IBV_WR_RDMA_READ, (uintptr_t)a.buf, 8192, a.mr->lkey,
+		     0, mr->rkey) == IBV_WC_SUCCESS, "RDMA READ of DM");
+	CHECK(!memcmp(a.buf, pat + 4096, 8192), "RDMA READ of DM: bytes");
+	/* A writes at MR offset 1000; memcpy_from_dm sees it. */
+	for (int i = 0; i < 3000; i++)
+		a.buf[i] = (uint8_t)(i ^ 0x5a);
+	CHECK(one_wr(&a, IBV_WR_RDMA_WRITE, (uintptr_t)a.buf, 3000,
+		     a.mr->lkey, 1000, mr->rkey) == IBV_WC_SUCCESS,
+	      "RDMA WRITE to DM");
+	CHECK(!ibv_memcpy_from_dm(back, dm, 4096 + 1000, 3000) &&
+		      !memcmp(back, a.buf, 3000), "RDMA WRITE to DM: bytes");
+	/* B sends from its DM MR (local key, zero-based address). */
+	{
+		struct ibv_sge sge = { (uintptr_t)a.buf, 4096, a.mr->lkey };
+		struct ibv_recv_wr rw = { .wr_id = 5, .sg_list = &sge,
+					  .num_sge = 1 }, *rbad;
+
+		REQUIRE(!ibv_post_recv(a.qp, &rw, &rbad), "post_recv");
+		CHECK(one_wr(&b, IBV_WR_SEND, 8192, 4096, mr->lkey, 0, 0) ==
+			      IBV_WC_SUCCESS, "SEND from DM");
+		CHECK(poll_ex(a.cq, &s, 1) == 1 && s.status == IBV_WC_SUCCESS &&
+			      s.byte_len == 4096 &&
+			      !memcmp(a.buf, pat + 4096 + 8192, 4096),
+		      "SEND from DM: received");
+	}
+	CHECK(ibv_free_dm(dm) == EBUSY, "free_dm with an MR on it");
+	/* Past the MR's end: the responder refuses it (9.7.5.2.3). */
+	CHECK(one_wr(&a, IBV_WR_RDMA_READ, (uintptr_t)a.buf, 16, a.mr->lkey,
+		     DM_LEN - 4096 - 8, mr->rkey) == IBV_WC_REM_ACCESS_ERR,
+	      "RDMA READ past the DM MR");
+	CHECK(!ibv_dereg_mr(mr), "dereg_mr");
+	CHECK(!ibv_free_dm(dm), "free_dm");
+	end_close(&a);
+	end_close(&b);
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(void);
@@ -382,6 +502,7 @@ static const struct {
 	{ "empty", t_empty },
 	{ "refused", t_refused },
 	{ "qp_create_flags", t_qp_create_flags },
+	{ "dm", t_dm },
 };
 
 int main(int argc, char **argv)
