@@ -34,10 +34,14 @@
 	 ACCESS_FLUSH_GLOBAL | ACCESS_FLUSH_PERSISTENT |                      \
 	 IB_UVERBS_ACCESS_OPTIONAL_RANGE)
 
-/* Known, but needing a capability we do not advertise. */
-#define ACCESS_UNSUPPORTED                                                    \
-	(IB_UVERBS_ACCESS_ON_DEMAND | ACCESS_FLUSH_GLOBAL |                   \
-	 ACCESS_FLUSH_PERSISTENT)
+/*
+ * Known, but needing a capability we do not advertise.  ON_DEMAND is not
+ * among them: a host process's memory is reached through its address
+ * space at each access (dma.h), which is what ODP promises (a page not
+ * mapped then is an access error, never a crash); a VM's MRs are page
+ * lists pinned at registration, so there it is refused (vhca_mr_reg).
+ */
+#define ACCESS_UNSUPPORTED (ACCESS_FLUSH_GLOBAL | ACCESS_FLUSH_PERSISTENT)
 
 /* Attempts at a free key before giving up (only with ~2^32 live MRs). */
 #define KEY_ATTEMPTS 64
@@ -267,6 +271,9 @@ int vhca_mr_check_args(uint64_t addr, uint64_t length, uint64_t iova,
 	ret = vhca_mr_check_access(access);
 	if (ret)
 		return ret;
+	/* Implicit ODP: the whole address space, at I/O address 0. */
+	if (vhca_mr_implicit(addr, length, access))
+		return iova ? -EINVAL : 0;
 	if (!length || end < addr || ((end + page - 1) & ~(page - 1)) < end)
 		return -EINVAL;
 	if (iova + length < iova)
@@ -288,6 +295,9 @@ int vhca_mr_reg(struct vhca_dctx *dctx, uint32_t pd_handle, uint64_t addr,
 	int ret;
 
 	ret = vhca_mr_check_args(addr, length, iova, access);
+	/* A VM's pages are pinned lists: nothing there is on demand. */
+	if (!ret && pages && (access & IB_UVERBS_ACCESS_ON_DEMAND))
+		ret = -EOPNOTSUPP;
 	/* A page list covers the MR exactly: from its first to last page. */
 	if (!ret && pages &&
 	    (addr >= MR_PAGE ||

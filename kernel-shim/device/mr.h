@@ -47,6 +47,17 @@ struct vhca_mr {
 int vhca_mr_check_access(uint32_t access);
 
 /*
+ * An implicit ODP MR (IBV_ODP_SUPPORT_IMPLICIT): the owner's whole
+ * address space, registered as start 0, length U64_MAX, ON_DEMAND.
+ */
+static inline bool vhca_mr_implicit(uint64_t addr, uint64_t length,
+				    uint32_t access)
+{
+	return (access & IB_UVERBS_ACCESS_ON_DEMAND) && !addr &&
+	       length == UINT64_MAX;
+}
+
+/*
  * REG_MR's arguments as ib_uverbs_reg_mr() and ib_umem_get() check them,
  * and our size limit: 0, -EINVAL or -EOPNOTSUPP.
  */

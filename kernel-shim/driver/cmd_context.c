@@ -171,6 +171,28 @@ int cmd_ex_query_device(struct cmd_call *call)
 	resp.timestamp_mask = UINT64_MAX;
 	resp.hca_core_clock = VHCA_CORE_CLOCK_KHZ;
 	resp.max_dm_size = VHCA_MAX_DM_SIZE;	/* the provider's (abi.h) */
+	/*
+	 * ODP: a host process's memory is reached through its address space
+	 * at each access (device/dma.h), for every operation of every
+	 * transport; inside a VM MRs are pinned lists, so nothing is offered.
+	 */
+	if (!vhca_device_memory()) {
+		const uint32_t ops = IBV_ODP_SUPPORT_SEND | IBV_ODP_SUPPORT_RECV |
+				     IBV_ODP_SUPPORT_WRITE |
+				     IBV_ODP_SUPPORT_READ |
+				     IBV_ODP_SUPPORT_ATOMIC |
+				     IBV_ODP_SUPPORT_SRQ_RECV;
+
+		resp.odp_caps.general_caps =
+			IBV_ODP_SUPPORT | IBV_ODP_SUPPORT_IMPLICIT;
+		resp.odp_caps.per_transport_caps.rc_odp_caps = ops;
+		resp.odp_caps.per_transport_caps.uc_odp_caps =
+			ops & ~(uint32_t)(IBV_ODP_SUPPORT_READ |
+					  IBV_ODP_SUPPORT_ATOMIC);
+		resp.odp_caps.per_transport_caps.ud_odp_caps =
+			IBV_ODP_SUPPORT_SEND | IBV_ODP_SUPPORT_RECV |
+			IBV_ODP_SUPPORT_SRQ_RECV;
+	}
 	/* uverbs_response_length(): what the caller will actually get. */
 	resp.response_length = (uint32_t)(call->outlen < sizeof(resp) ?
 						  call->outlen :
@@ -348,9 +370,17 @@ int cmd_reg_mr(struct cmd_call *call)
 	if (!ret)
 		ret = vhca_mr_check_args(req.start, req.length, req.hca_va,
 					 req.access_flags);
+	/* Inside a VM, MRs are pinned page lists: nothing is on demand. */
+	if (!ret && (req.access_flags & IB_UVERBS_ACCESS_ON_DEMAND) &&
+	    vhca_device_memory())
+		ret = -EOPNOTSUPP;
 	if (!ret && !vhca_uobj_exists(call->uctx, req.pd_handle, VHCA_OBJ_PD))
 		ret = -EINVAL;
-	if (!ret)
+	/*
+	 * ib_umem_get() faults the range in (EFAULT if unmapped); an ODP MR
+	 * promises nothing about its pages until they are accessed.
+	 */
+	if (!ret && !(req.access_flags & IB_UVERBS_ACCESS_ON_DEMAND))
 		ret = vhca_peer_check_range(call->peer, req.start, req.length,
 					    mr_rights(req.access_flags));
 	if (!ret)

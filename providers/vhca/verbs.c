@@ -130,6 +130,11 @@ struct vhca_mr *vhca_mr_new(struct ibv_pd *pd, void *addr, size_t length,
 	 * undone at deregistration: locks do not nest, and another MR may
 	 * share the pages.
 	 */
+	/* ...so nothing there can be on demand (the VM's device refuses too). */
+	if (to_vctx(pd->context)->vm && (access & IBV_ACCESS_ON_DEMAND)) {
+		errno = EOPNOTSUPP;
+		return NULL;
+	}
 	if (to_vctx(pd->context)->vm && length && vhca_pin(addr, length, access)) {
 		errno = ENOMEM;
 		return NULL;
@@ -147,6 +152,11 @@ struct vhca_mr *vhca_mr_new(struct ibv_pd *pd, void *addr, size_t length,
 		errno = ret;
 		return NULL;
 	}
+	if (access & IBV_ACCESS_ON_DEMAND) {
+		mr->odp_start = (uintptr_t)addr;
+		mr->odp_length = length;
+		vhca_odp_add(to_vctx(pd->context), mr);
+	}
 	return mr;
 }
 
@@ -161,6 +171,8 @@ int vhca_dereg_mr(struct verbs_mr *vmr)
 
 	if (mr->dm)
 		vhca_dm_put(mr->dm);
+	if (mr->odp_pprev)
+		vhca_odp_remove(to_vctx(vmr->ibv_mr.context), mr);
 	free(mr);
 	return 0;
 }

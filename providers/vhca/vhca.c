@@ -72,6 +72,7 @@ static const struct verbs_match_ent vhca_match_table[] = {
  * provider help.
  */
 static const struct verbs_context_ops vhca_ctx_ops = {
+	.advise_mr = vhca_advise_mr,
 	.alloc_dm = vhca_alloc_dm,
 	.alloc_pd = vhca_alloc_pd,
 	.create_ah = vhca_create_ah,
@@ -274,6 +275,7 @@ static struct verbs_context *vhca_alloc_context(struct ibv_device *ibdev,
 	ctx->async_write_fd = -1;
 	atomic_init(&ctx->lost, false);
 	pthread_mutex_init(&ctx->cq_lock, NULL);
+	pthread_mutex_init(&ctx->odp_lock, NULL);
 
 	memset(&cmd, 0, sizeof(cmd));
 	memset(&resp, 0, sizeof(resp));
@@ -372,6 +374,7 @@ err:
 	vhca_db_page_close(ctx);
 	vhca_close_fd(&ctx->async_write_fd);
 	pthread_mutex_destroy(&ctx->cq_lock);
+	pthread_mutex_destroy(&ctx->odp_lock);
 	free(ctx);
 	errno = err;
 	return NULL;
@@ -401,6 +404,7 @@ static void vhca_free_context(struct ibv_context *ibctx)
 	vhca_db_page_close(ctx);
 	vhca_close_fd(&ctx->async_write_fd);
 	pthread_mutex_destroy(&ctx->cq_lock);
+	pthread_mutex_destroy(&ctx->odp_lock);
 	free(ctx);
 }
 

@@ -89,6 +89,8 @@ struct vhca_context {
 	int async_write_fd;		/* our copy of the async pipe's writer */
 	pthread_mutex_t cq_lock;	/* the CQ list */
 	struct vhca_cq *cqs;
+	pthread_mutex_t odp_lock;	/* the ODP MR list (odp.c) */
+	struct vhca_mr *odp_mrs;
 };
 
 /*
@@ -312,6 +314,9 @@ int vhca_dealloc_pd(struct ibv_pd *pd);
 struct vhca_mr {
 	struct verbs_mr vmr;
 	struct vhca_dm *dm;
+	/* ODP MRs, on the context's list for ibv_advise_mr (odp.c) */
+	struct vhca_mr *odp_next, **odp_pprev;
+	uint64_t odp_start, odp_length;	/* what it covers (all: implicit) */
 };
 /* Registers [addr, addr + length) at @hca_va; NULL with errno set. */
 struct vhca_mr *vhca_mr_new(struct ibv_pd *pd, void *addr, size_t length,
@@ -359,6 +364,13 @@ int vhca_poll_cq(struct ibv_cq *cq, int num_entries, struct ibv_wc *wc);
 int vhca_req_notify_cq(struct ibv_cq *cq, int solicited_only);
 int vhca_resize_cq(struct ibv_cq *cq, int cqe);
 int vhca_destroy_cq(struct ibv_cq *cq);
+
+/* odp.c: on-demand paging */
+/* An ODP MR joins (registered) or leaves (deregistered) the list. */
+void vhca_odp_add(struct vhca_context *ctx, struct vhca_mr *mr);
+void vhca_odp_remove(struct vhca_context *ctx, struct vhca_mr *mr);
+int vhca_advise_mr(struct ibv_pd *pd, enum ibv_advise_mr_advice advice,
+		   uint32_t flags, struct ibv_sge *sg_list, uint32_t num_sge);
 
 /* dm.c: device memory */
 struct vhca_dm {

@@ -75,6 +75,10 @@ example rc_s4096_new_send ibv_rc_pingpong -s 4096 -n "$ITERS" -N
 example rc_s4096_ts ibv_rc_pingpong -s 4096 -n "$ITERS" -t
 # Device memory (ibv_alloc_dm, ibv_reg_dm_mr, ibv_memcpy_to_dm).
 example rc_s4096_dm ibv_rc_pingpong -s 4096 -n "$ITERS" -j
+# On-demand paging: explicit (-o), with prefetch (-P), implicit (-O).
+example rc_s4096_odp ibv_rc_pingpong -s 4096 -n "$ITERS" -o
+example rc_s4096_odp_prefetch ibv_rc_pingpong -s 4096 -n "$ITERS" -o -P
+example rc_s4096_implicit_odp ibv_rc_pingpong -s 4096 -n "$ITERS" -O -P
 
 for size in 1 4096 65536 1048576; do
 	example "uc_s${size}" ibv_uc_pingpong -s $size -n "$(iters_for $size)"

@@ -2,7 +2,7 @@
 # Unmodified perftest between two VFs: server `-d vhca0_vf0 -p PORT`,
 # client `-d vhca0_vf1 -p PORT localhost`.  ib_{write,read,send,atomic}_{lat,bw}
 # with default options and with -a (all sizes), ib_send_{lat,bw} also over
-# UD (-c UD).  Both sides must exit 0.  Result rows go to
+# UD (-c UD), ib_{write,read,send}_bw with --odp.  Both sides must exit 0.  Result rows go to
 # $RUN_DIR/perftest.log (printed; copied to $VHCA_RESULTS_DIR if set).
 #
 # Flags (perftest 4.5): -F so a CPU-frequency warning is not fatal; no -x
@@ -65,6 +65,10 @@ perf atomic_lat ib_atomic_lat
 perf atomic_bw ib_atomic_bw
 perf atomic_lat_cas ib_atomic_lat -A CMP_AND_SWAP
 perf atomic_bw_cas ib_atomic_bw -A CMP_AND_SWAP
+# On-demand paging MRs (the whole buffer registered without pinning).
+for t in write read send; do
+	perf "${t}_bw_odp" "ib_${t}_bw" --odp
+done
 for kind in lat bw; do
 	perf "send_${kind}_ud" "ib_send_${kind}" -c UD
 	perf "send_${kind}_ud_all" "ib_send_${kind}" -c UD -a

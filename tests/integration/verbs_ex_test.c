@@ -12,6 +12,9 @@
  * allocations, copies and registrations refused, RDMA WRITE/READ and SEND
  * on a zero-based DM MR between the VFs with the bytes checked, access
  * beyond it a remote access error, free_dm EBUSY while an MR uses it.
+ * ODP: an MR over pages not mapped at registration, reached once they are
+ * mapped and an access error while they are not; implicit ODP (the whole
+ * address space); ibv_advise_mr's checks and prefetch.
  *
  * usage: verbs_ex_test [all | TEST...] | --list
  * Environment: VHCA_DEV_A / VHCA_DEV_B override the two devices.
@@ -21,7 +24,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 #include <infiniband/verbs.h>
 
 #include "../common.h"
@@ -493,6 +498,103 @@ static void t_dm(void)
 	end_close(&b);
 }
 
+#define ODP_ACCESS (IBV_ACCESS_ON_DEMAND | IBV_ACCESS_LOCAL_WRITE | \
+		    IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_WRITE)
+
+static void t_odp(void)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	struct ibv_device_attr_ex dev;
+	struct end a = { 0 }, b = { 0 };
+	struct ibv_mr *odp, *imp;
+	struct ibv_sge sge;
+	uint8_t *area, *later;
+
+	end_open(&a, "VHCA_DEV_A", "vhca0_vf0", 0);
+	end_open(&b, "VHCA_DEV_B", "vhca0_vf1", 0);
+	REQUIRE(!ibv_query_device_ex(b.ctx, NULL, &dev), "query_device_ex");
+	CHECK((dev.odp_caps.general_caps &
+	       (IBV_ODP_SUPPORT | IBV_ODP_SUPPORT_IMPLICIT)) ==
+		      (IBV_ODP_SUPPORT | IBV_ODP_SUPPORT_IMPLICIT),
+	      "odp general caps 0x%" PRIx64, dev.odp_caps.general_caps);
+	CHECK((dev.odp_caps.per_transport_caps.rc_odp_caps & 0x1f) == 0x1f,
+	      "rc odp caps 0x%x", dev.odp_caps.per_transport_caps.rc_odp_caps);
+
+	/* Three pages, the middle one not mapped at registration. */
+	area = mmap(NULL, 3 * pg, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	REQUIRE(area != MAP_FAILED, "mmap");
+	REQUIRE(!munmap(area + pg, pg), "munmap");
+	CHECK(!ibv_reg_mr(b.pd, area, 3 * pg, ODP_ACCESS & ~IBV_ACCESS_ON_DEMAND)
+		      && errno == EFAULT, "a plain MR over a hole: %s",
+	      strerror(errno));
+	odp = ibv_reg_mr(b.pd, area, 3 * pg, ODP_ACCESS);
+	REQUIRE(odp, "ODP reg_mr over a hole: %s", strerror(errno));
+	CHECK(!ibv_reg_mr_iova(b.pd, NULL, SIZE_MAX, 5, ODP_ACCESS) &&
+		      errno == EINVAL, "implicit ODP at iova 5");
+	imp = ibv_reg_mr(b.pd, NULL, SIZE_MAX, ODP_ACCESS);
+	REQUIRE(imp, "implicit ODP: %s", strerror(errno));
+	end_connect(&a, &b);
+	end_connect(&b, &a);
+
+	for (int i = 0; i < 512; i++)
+		a.buf[i] = (uint8_t)(i * 3 + 1);
+	CHECK(one_wr(&a, IBV_WR_RDMA_WRITE, (uintptr_t)a.buf, 512, a.mr->lkey,
+		     (uintptr_t)area + 100, odp->rkey) == IBV_WC_SUCCESS &&
+		      !memcmp(area + 100, a.buf, 512), "WRITE into ODP page 0");
+	/* Mapped after registration: reached now. */
+	REQUIRE(mmap(area + pg, pg, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) ==
+			area + pg, "mmap the hole");
+	CHECK(one_wr(&a, IBV_WR_RDMA_WRITE, (uintptr_t)a.buf, 512, a.mr->lkey,
+		     (uintptr_t)area + pg + 7, odp->rkey) == IBV_WC_SUCCESS &&
+		      !memcmp(area + pg + 7, a.buf, 512),
+	      "WRITE into a page mapped after registration");
+	/* Implicit: memory allocated after registration, at its address. */
+	later = malloc(4096);
+	REQUIRE(later, "malloc");
+	for (int i = 0; i < 4096; i++)
+		later[i] = (uint8_t)(i * 13);
+	memset(a.buf, 0, 4096);
+	CHECK(one_wr(&a, IBV_WR_RDMA_READ, (uintptr_t)a.buf, 4096, a.mr->lkey,
+		     (uintptr_t)later, imp->rkey) == IBV_WC_SUCCESS &&
+		      !memcmp(a.buf, later, 4096), "READ through implicit ODP");
+
+	/* ibv_advise_mr: ODP MRs of the PD only, the known flags only. */
+	sge = (struct ibv_sge){ (uintptr_t)area, (uint32_t)pg, odp->lkey };
+	CHECK(!ibv_advise_mr(b.pd, IBV_ADVISE_MR_ADVICE_PREFETCH_WRITE,
+			     IBV_ADVISE_MR_FLAG_FLUSH, &sge, 1),
+	      "prefetch an ODP page");
+	CHECK(ibv_advise_mr(b.pd, IBV_ADVISE_MR_ADVICE_PREFETCH, 2, &sge, 1) ==
+		      EINVAL, "advise flags 2");
+	CHECK(ibv_advise_mr(b.pd, IBV_ADVISE_MR_ADVICE_PREFETCH, 0, &sge, 0) ==
+		      EINVAL, "advise 0 elements");
+	sge.lkey = b.mr->lkey;
+	CHECK(ibv_advise_mr(b.pd, IBV_ADVISE_MR_ADVICE_PREFETCH, 0, &sge, 1) ==
+		      EINVAL, "advise a non-ODP MR");
+	sge = (struct ibv_sge){ (uintptr_t)area + 2 * pg, (uint32_t)pg + 1,
+				odp->lkey };
+	CHECK(ibv_advise_mr(b.pd, IBV_ADVISE_MR_ADVICE_PREFETCH, 0, &sge, 1) ==
+		      EINVAL, "advise beyond the MR");
+	CHECK(ibv_advise_mr(a.pd, IBV_ADVISE_MR_ADVICE_PREFETCH, 0, &sge, 1) ==
+		      EINVAL, "advise with another PD");
+
+	/* Not mapped when the device gets there: an access error, no crash. */
+	REQUIRE(!munmap(area + 2 * pg, pg), "munmap");
+	sge = (struct ibv_sge){ (uintptr_t)area + 2 * pg, 64, odp->lkey };
+	CHECK(ibv_advise_mr(b.pd, IBV_ADVISE_MR_ADVICE_PREFETCH_WRITE,
+			    IBV_ADVISE_MR_FLAG_FLUSH, &sge, 1) == EFAULT,
+	      "prefetch of an unmapped page with FLUSH");
+	CHECK(one_wr(&a, IBV_WR_RDMA_WRITE, (uintptr_t)a.buf, 64, a.mr->lkey,
+		     (uintptr_t)area + 2 * pg, odp->rkey) ==
+		      IBV_WC_REM_ACCESS_ERR, "WRITE into an unmapped ODP page");
+	CHECK(!ibv_dereg_mr(odp) && !ibv_dereg_mr(imp), "dereg_mr");
+	munmap(area, 2 * pg);
+	free(later);
+	end_close(&a);
+	end_close(&b);
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(void);
@@ -503,6 +605,7 @@ static const struct {
 	{ "refused", t_refused },
 	{ "qp_create_flags", t_qp_create_flags },
 	{ "dm", t_dm },
+	{ "odp", t_odp },
 };
 
 int main(int argc, char **argv)
