@@ -99,22 +99,6 @@ static bool complete_up_to(struct vhca_qp *qp, uint32_t psn)
 	return any;
 }
 
-/* The in-flight WQE whose PSNs hold @psn, or NULL. */
-static struct vhca_swqe *wqe_of_psn(struct vhca_qp *qp, uint32_t psn,
-				    uint32_t *index)
-{
-	for (uint32_t i = qp->sq_tail; i != qp->req.cur; i++) {
-		struct vhca_swqe *w = vhca_req_wqe(qp, i);
-		int32_t off = vhca_psn_diff(psn, w->first_psn);
-
-		if (off >= 0 && (uint32_t)off < w->npsn) {
-			*index = i;
-			return w;
-		}
-	}
-	return NULL;
-}
-
 /* A NAK or RNR NAK for @psn: what is before it was received. */
 static void nak(struct vhca_qp *qp, const struct vhca_pkt *pkt)
 {
@@ -125,7 +109,7 @@ static void nak(struct vhca_qp *qp, const struct vhca_pkt *pkt)
 	complete_up_to(qp, vhca_psn_add(pkt->psn, VHCA_PSN_MASK));
 	if (qp->state == IBV_QPS_ERR)
 		return;
-	w = wqe_of_psn(qp, pkt->psn, &index);
+	w = vhca_req_wqe_of_psn(qp, pkt->psn, &index);
 	if (!w || index != qp->sq_tail)
 		return;		/* stale: for something already done */
 	if (VHCA_AETH_TYPE(syndrome) == VHCA_AETH_RNR_NAK) {
@@ -176,7 +160,7 @@ static void read_response(struct vhca_qp *qp, const struct vhca_pkt *pkt,
 			  const struct vhca_pkt_info *info)
 {
 	uint32_t mtu = vhca_mtu_bytes(qp->attr.path_mtu), index, off;
-	struct vhca_swqe *w = wqe_of_psn(qp, pkt->psn, &index);
+	struct vhca_swqe *w = vhca_req_wqe_of_psn(qp, pkt->psn, &index);
 	struct vhca_sgl sgl;
 	int ret;
 
@@ -224,7 +208,7 @@ static void atomic_ack(struct vhca_qp *qp, const struct vhca_pkt *pkt)
 	uint32_t index;
 	int ret;
 
-	w = wqe_of_psn(qp, pkt->psn, &index);
+	w = vhca_req_wqe_of_psn(qp, pkt->psn, &index);
 	if (!w || !(w->info->flags & VHCA_WR_ATOMIC))
 		return;
 	complete_up_to(qp, vhca_psn_add(w->first_psn, VHCA_PSN_MASK));

@@ -319,16 +319,38 @@ static enum ibv_wc_status send_next(struct vhca_qp *qp, struct vhca_swqe *w,
 
 /* ---- the send queue -------------------------------------------------------- */
 
-void vhca_requester_go_back(struct vhca_qp *qp, uint32_t psn)
+struct vhca_swqe *vhca_req_wqe_of_psn(struct vhca_qp *qp, uint32_t psn,
+				      uint32_t *index)
 {
 	uint32_t mtu = vhca_mtu_bytes(qp->attr.path_mtu);
+	uint32_t end = qp->req.cur;
 
-	for (uint32_t i = qp->sq_tail; i != qp->req.cur; i++) {
+	/* The WQE being sent, once its first packet has left. */
+	if (qp->req.cur != qp->req.next && vhca_req_wqe(qp, qp->req.cur)->sent)
+		end++;
+	for (uint32_t i = qp->sq_tail; i != end; i++) {
 		struct vhca_swqe *w = vhca_req_wqe(qp, i);
 		int32_t off = vhca_psn_diff(psn, w->first_psn);
 
 		if (off < 0 || (uint32_t)off >= w->npsn)
 			continue;
+		if (i == qp->req.cur && (uint64_t)off * mtu >= w->sent)
+			return NULL;	/* not sent yet: nobody can answer it */
+		*index = i;
+		return w;
+	}
+	return NULL;
+}
+
+void vhca_requester_go_back(struct vhca_qp *qp, uint32_t psn)
+{
+	uint32_t mtu = vhca_mtu_bytes(qp->attr.path_mtu);
+	uint32_t i;
+	struct vhca_swqe *w = vhca_req_wqe_of_psn(qp, psn, &i);
+
+	if (w) {
+		int32_t off = vhca_psn_diff(psn, w->first_psn);
+
 		/*
 		 * Sends and writes resume at the packet; a READ or an atomic
 		 * is asked again in full (its responses restart).
@@ -339,7 +361,8 @@ void vhca_requester_go_back(struct vhca_qp *qp, uint32_t psn)
 			w->sent = 0;
 		w->done = false;
 		w->resp_pkts = 0;
-		for (uint32_t j = i + 1; j != qp->req.cur; j++) {
+		/* (i may be the WQE being sent: then none is later.) */
+		for (uint32_t j = i + 1; (int32_t)(qp->req.cur - j) > 0; j++) {
 			struct vhca_swqe *later = vhca_req_wqe(qp, j);
 
 			/*
@@ -355,7 +378,6 @@ void vhca_requester_go_back(struct vhca_qp *qp, uint32_t psn)
 		}
 		qp->req.cur = i;
 		vhca_qp_schedule(qp);
-		return;
 	}
 }
 

@@ -269,6 +269,13 @@ void vhca_complete_send(struct vhca_qp *qp, struct vhca_swqe *w,
 	};
 
 	advance_sq(qp);
+	/*
+	 * A WQE answered while it was still being sent (a NAK for one of its
+	 * first packets) is no longer the one being sent: [sq_tail, cur)
+	 * stays a range.
+	 */
+	if ((int32_t)(qp->req.cur - qp->sq_tail) < 0)
+		qp->req.cur = qp->sq_tail;
 	if (status == IBV_WC_SUCCESS && !qp->sq_sig_all &&
 	    !(w->hdr.flags & VHCA_WQE_SIGNALED))
 		return;

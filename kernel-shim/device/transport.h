@@ -73,6 +73,14 @@ bool vhca_requester_run(struct vhca_qp *qp, struct vhca_turn_budget *budget);
 void vhca_requester_go_back(struct vhca_qp *qp, uint32_t psn);
 /* The in-flight WQE at SQ index @index. */
 struct vhca_swqe *vhca_req_wqe(struct vhca_qp *qp, uint32_t index);
+/*
+ * The WQE at SQ index @index whose packets hold @psn and have left (the
+ * one being sent counts up to where it is: a turn's budget may stop it
+ * mid-message, and its first packets may be answered before the rest
+ * leave), or NULL.
+ */
+struct vhca_swqe *vhca_req_wqe_of_psn(struct vhca_qp *qp, uint32_t psn,
+				      uint32_t *index);
 
 /* completer.c */
 void vhca_completer_recv(struct vhca_qp *qp, struct vhca_pkt *pkt);
