@@ -800,6 +800,26 @@ static void request_short_slice(void)
 }
 
 /* A stalled thread came back: in service again, or retired. */
+/*
+ * A thread that stops being awake for good (a replacement retiring, or
+ * the engine stopping) leaves as a sleeper would: if it was the last one
+ * awake, the polled contexts' doorbells are armed again (or their
+ * providers would skip the eventfd that wakes the sleepers), and work it
+ * leaves queued wakes one of them (runq_push kicked no sleeper while we
+ * were awake).  Without this a context requeued mid-message by the last
+ * turn of a retiring thread waited for some other doorbell: a UC
+ * ping-pong, which has no timers to fall back on, hung under load.
+ */
+static void retire_awake(void)
+{
+	bool last = atomic_fetch_sub(&engine.awake, 1) == 1;
+
+	atomic_thread_fence(memory_order_seq_cst);
+	if ((last && prepare_sleep_all()) ||
+	    __atomic_load_n(&engine.runq_head, __ATOMIC_RELAXED))
+		kick_sleeper();
+}
+
 static bool retire_if_spare(struct engine_thread *t)
 {
 	bool retire;
@@ -859,7 +879,7 @@ static void *engine_main(void *arg)
 		sleep_until_woken(deadline);
 		st.last_work = vhca_now_ns();
 	}
-	atomic_fetch_sub(&engine.awake, 1);
+	retire_awake();
 	if (st.loadavg_fd >= 0)
 		close(st.loadavg_fd);
 	atomic_store(&t->done, true);
