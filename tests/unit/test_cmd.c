@@ -22,6 +22,7 @@
 #include <infiniband/verbs.h>
 #include <rdma/ib_user_verbs.h>
 #include <vhca/abi.h>
+#include <vhca/queue.h>
 
 #include "../common.h"
 #include "driver/channel.h"
@@ -711,8 +712,15 @@ static void test_query_device(void)
 	CHECK(!memcmp(&exr.r.base, &resp, sizeof(resp)),
 	      "ex base equals legacy response");
 	CHECK(exr.r.device_cap_flags_ex == vhca_limits.device_cap_flags &&
-		      exr.r.comp_mask == 0 && exr.r.odp_caps.general_caps == 0,
+		      exr.r.comp_mask == 0,
 	      "ex fields");
+	/* ODP for host processes, the device clock, device memory. */
+	CHECK(exr.r.odp_caps.general_caps ==
+			      (IBV_ODP_SUPPORT | IBV_ODP_SUPPORT_IMPLICIT) &&
+		      exr.r.timestamp_mask == UINT64_MAX &&
+		      exr.r.hca_core_clock == VHCA_CORE_CLOCK_KHZ &&
+		      exr.r.max_dm_size == VHCA_MAX_DM_SIZE,
+	      "ex odp/clock/dm fields");
 	CHECK(exr.extra[0] == 0xee, "wrote past the caller's size");
 
 	/* Larger than ours: zero-filled; response_length says ours. */
@@ -976,9 +984,11 @@ static void test_mrs(void)
 	      "unknown access bit");
 	CHECK(reg_mr(u, pd, area, 64, 1u << 10, NULL) == EINVAL,
 	      "unknown low access bit");
-	CHECK(reg_mr(u, pd, area, 64, IB_UVERBS_ACCESS_ON_DEMAND, NULL) ==
-		      EOPNOTSUPP,
+	/* A host process's MR may be on demand; flushes are not offered. */
+	CHECK(reg_mr(u, pd, area, 64, IB_UVERBS_ACCESS_ON_DEMAND, NULL) == 0,
 	      "ODP");
+	CHECK(reg_mr(u, pd, area, 64, lw | (1u << 8), NULL) == EOPNOTSUPP,
+	      "FLUSH_GLOBAL");
 	CHECK(reg_mr(u, pd, area, 64, lw | IB_UVERBS_ACCESS_RELAXED_ORDERING |
 					      IB_UVERBS_ACCESS_HUGETLB,
 		     &r[0]) == 0,
