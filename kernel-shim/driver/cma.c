@@ -113,6 +113,14 @@ uint64_t cma_service_id(const struct cm_id *id, const struct sockaddr *a)
 /* ---- ids ------------------------------------------------------------------------------ */
 
 static unsigned int domain_ids[VHCA_MAX_VFS + 1], total_ids;
+/* For the status view, read without the lock (cma_stats()). */
+static atomic_uint stat_ids, stat_listeners;
+
+void cma_stats(unsigned int *ids, unsigned int *listeners)
+{
+	*ids = atomic_load(&stat_ids);
+	*listeners = atomic_load(&stat_listeners);
+}
 
 static unsigned int *ids_of(int domain)
 {
@@ -158,6 +166,7 @@ struct cm_id *cma_create(struct ucma_file *file, uint16_t ps, uint8_t qp_type,
 	id->seq_num = cm_random32() & 0xffffff;
 	(*ids_of(domain))++;
 	total_ids++;
+	atomic_fetch_add(&stat_ids, 1);
 	return id;
 }
 
@@ -505,6 +514,7 @@ int cma_listen(struct cm_id *id, int backlog, pid_t tid)
 	}
 	id->backlog = backlog;
 	id->state = CMA_LISTEN;
+	atomic_fetch_add(&stat_listeners, 1);
 	return 0;
 }
 
@@ -512,7 +522,10 @@ int cma_listen(struct cm_id *id, int backlog, pid_t tid)
 
 void cma_destroy(struct cm_id *id)
 {
+	if (id->state == CMA_LISTEN)
+		atomic_fetch_sub(&stat_listeners, 1);
 	id->state = CMA_DESTROYING;
+	atomic_fetch_sub(&stat_ids, 1);
 	if (id->conn) {
 		cm_ib_release(id->conn);
 		id->conn = NULL;

@@ -511,6 +511,16 @@ static int show_status(const struct node_ctx *c, FILE *out)
 	return vhca_pf_for_each_dev(c->pf, print_status_line, out);
 }
 
+/* The rdma_cm's ids, for the admin and for tests (waiting for a listener). */
+static int show_cm_status(const struct node_ctx *c, FILE *out)
+{
+	unsigned int ids, listeners;
+
+	cma_stats(&ids, &listeners);
+	fprintf(out, "ids %u\nlisteners %u\n", ids, listeners);
+	return 0;
+}
+
 /* ---- the node table ------------------------------------------------------------ */
 
 #define DIR_MODE (S_IFDIR | 0555)
@@ -619,6 +629,7 @@ const struct node_type sysfs_node_types[N_KINDS] = {
 	[N_MODULE] = DIR_NODE(N_ROOT, "module"),
 	[N_MODULE_VHCA] = DIR_NODE(N_MODULE, "vhca"),
 	[N_STATUS] = RO_NODE(N_MODULE_VHCA, "status", show_status),
+	[N_CM_STATUS] = RO_NODE(N_MODULE_VHCA, "rdma_cm", show_cm_status),
 };
 
 /* ---- rendering ------------------------------------------------------------------ */

@@ -96,6 +96,7 @@ enum node_kind {
 	N_MODULE,
 	N_MODULE_VHCA,
 	N_STATUS,
+	N_CM_STATUS,
 	N_MISC_CLASS,
 	N_RDMA_CM,
 	N_RDMA_CM_ABI,

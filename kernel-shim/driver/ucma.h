@@ -34,6 +34,9 @@ void vhca_cm_dev_changed(struct vhca_dev *dev, enum vhca_change what);
 void vhca_cm_dev_removed(struct vhca_dev *dev);
 void cm_agent_wake(void);
 
+/* Ids that exist and ids that listen, now (cma.c; no lock needed). */
+void cma_stats(unsigned int *ids, unsigned int *listeners);
+
 /* ---- files (ucma.c) ---------------------------------------------------------------- */
 
 /* A new, empty event channel; NULL on ENOMEM. */

@@ -1,0 +1,80 @@
+#!/bin/bash
+# rdma_cm between two namespace guests with unmodified librdmacm
+# (docs/rdma_cm.md): addresses provisioned through the PF, rping with
+# verified data over IPv4 and IPv6, a reject carrying private data both
+# ways, a connect nobody listens to, an address nobody holds, a hostile
+# raw client that changes nothing for others, and DEVICE_REMOVAL when a
+# VF goes under a bound id.
+source "$(dirname "$0")/../lib.sh"
+source "$(dirname "$0")/cm_lib.sh"
+
+cm_setup
+
+# ---- addresses: validated, all or nothing, visible to the guest -------------
+for bad in "10.0.0.3/33" "224.0.0.1/4" "127.0.0.1/8" "0.0.0.0/0" "10.0.0.1/24" \
+	"fd00::9/129" "hello" "10.0.0.7/24 10.0.0.7/24"; do
+	if echo "$bad" >"$SRIOV/1/ip" 2>/dev/null; then
+		fail "address '$bad' was accepted"
+	fi
+done
+[[ $(tr '\n' ' ' <"$SRIOV/1/ip") == "10.0.0.2/24 fd00::2/64 " ]] ||
+	fail "a refused write changed vf1's addresses: $(cat "$SRIOV/1/ip")"
+pass "bad addresses refused, nothing changed"
+seen=$(in_guest 1 cat "$SYSFS_PATH/class/infiniband/vhca0_vf1/ports/1/ip_addrs")
+[[ $seen == $'10.0.0.2/24\nfd00::2/64' ]] || fail "guest sees '$seen'"
+node=$(in_guest 1 stat -c '%F' /dev/infiniband/rdma_cm)
+[[ $node == "character special file" ]] || fail "guest's rdma_cm node: $node"
+pass "the guest sees its addresses and /dev/infiniband/rdma_cm"
+
+# ---- a hostile client first: the rest must not notice --------------------------
+"$RAW" hostile "$UCMA_FILE" >"$RUN_DIR/hostile.log" 2>&1 ||
+	{ cat "$RUN_DIR/hostile.log" >&2; fail "hostile client"; }
+wait_ids 0 || fail "ids left behind by the hostile client: $(cm_stat ids)"
+pass "hostile client: $(grep -c '^ok' "$RUN_DIR/hostile.log") checks, nothing left"
+
+# ---- rping, data verified ----------------------------------------------------
+server_client rping4 rping -s -a 10.0.0.1 -v -V -C 1000 -S 65535 -- \
+	rping -c -a 10.0.0.1 -v -V -C 1000 -S 65535 || fail "rping IPv4"
+n=$(grep -c '^ping data: rdma-ping-' "$RUN_DIR/rping4.client.log" || true)
+((n == 1000)) || fail "rping IPv4: $n of 1000 pings"
+pass "rping 1000 x 64 KiB over IPv4, verified"
+server_client rping6 rping -s -a fd00::1 -V -C 100 -S 4096 -- \
+	rping -c -a fd00::1 -V -C 100 -S 4096 || fail "rping IPv6"
+pass "rping over IPv6"
+wait_ids 0 || fail "ids left after rping: $(cm_stat ids)"
+
+# ---- outcomes ---------------------------------------------------------------
+server_client reject "$PROBE" reject-server 10.0.0.1 7471 -- \
+	"$PROBE" connect 10.0.0.1 7471 || fail "reject exchange"
+grep -q 'CONNECT_REQUEST status 0 data hello' "$RUN_DIR/reject.server.log" ||
+	fail "the server did not see the client's private data"
+grep -q 'REJECTED status 28 data no-thanks' "$RUN_DIR/reject.client.log" ||
+	fail "reject: $(cat "$RUN_DIR/reject.client.log")"
+pass "reject with private data both ways (consumer-defined, 28)"
+
+out=$(in_guest 1 "$PROBE" connect 10.0.0.1 7472)
+# No listener: the peer's CM answers REJ "invalid service ID" (IBTA 12.6.7).
+[[ $out == "event RDMA_CM_EVENT_REJECTED status 8 data -" ]] ||
+	fail "connect to nobody: $out"
+pass "connect to a port nobody listens on: REJECTED (8)"
+out=$(in_guest 1 "$PROBE" resolve 10.0.0.99)
+[[ $out == "event RDMA_CM_EVENT_ADDR_ERROR status -113 data -" ]] ||
+	fail "resolve of an unheld address: $out"
+pass "resolve of an address nobody holds: ADDR_ERROR (EHOSTUNREACH)"
+wait_ids 0 || fail "ids left: $(cm_stat ids)"
+
+# ---- the VF goes: DEVICE_REMOVAL ------------------------------------------------
+"$RAW" removal "$UCMA_FILE" 10.0.0.2 >"$RUN_DIR/removal.log" 2>&1 &
+rpid=$!
+bg_track "$rpid"
+for _ in $(seq 100); do
+	grep -q '^bound' "$RUN_DIR/removal.log" && break
+	sleep 0.05
+done
+echo 0 >"$SYSFS_PATH/class/infiniband/vhca0/device/sriov_numvfs"
+wait "$rpid" || { cat "$RUN_DIR/removal.log" >&2; fail "DEVICE_REMOVAL"; }
+pass "VF destroyed under a bound id: DEVICE_REMOVAL"
+wait_ids 0 || fail "ids left at the end: $(cm_stat ids)"
+
+vhca_stop || fail "vhcad exited with an error"
+pass "vhcad stopped cleanly"
