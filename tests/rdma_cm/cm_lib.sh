@@ -9,14 +9,15 @@ UCMA_FILE=""
 CM_TIMEOUT=${VHCA_CM_TIMEOUT:-60}
 SRIOV=""
 
-# cm_setup: a daemon with two VFs: vf0 10.0.0.1 and fd00::1, vf1
-# 10.0.0.2 and fd00::2.
+# cm_setup: a daemon with two VFs: vf0 10.0.0.1 and fd00::1 (through
+# sysfs), vf1 10.0.0.2 and fd00::2 (through vhcactl).
 cm_setup() {
 	vhca_start --num-vfs 2
 	UCMA_FILE="$SYSFS_PATH/class/misc/rdma_cm/vhca_cmd"
 	SRIOV="$SYSFS_PATH/class/infiniband/vhca0/device/sriov"
 	echo "10.0.0.1/24 fd00::1/64" >"$SRIOV/0/ip"
-	echo "10.0.0.2/24,fd00::2/64" >"$SRIOV/1/ip"
+	"$VHCA_BUILD/tools/vhcactl" --sysfs "$SYSFS_PATH" vf 1 set \
+		ip 10.0.0.2/24,fd00::2/64 || fail "vhcactl vf 1 set ip"
 }
 
 # in_guest VF CMD...: CMD in a guest owning VF, bounded.

@@ -20,6 +20,18 @@ done
 [[ $(tr '\n' ' ' <"$SRIOV/1/ip") == "10.0.0.2/24 fd00::2/64 " ]] ||
 	fail "a refused write changed vf1's addresses: $(cat "$SRIOV/1/ip")"
 pass "bad addresses refused, nothing changed"
+CTL=("$VHCA_BUILD/tools/vhcactl" --sysfs "$SYSFS_PATH")
+msg=$("${CTL[@]}" vf 1 set ip 10.0.0.300/24 2>&1) && fail "vhcactl took 10.0.0.300"
+[[ $msg == *"not an IPv4 or IPv6 address"* ]] || fail "vhcactl said: $msg"
+msg=$("${CTL[@]}" vf 1 set ip 10.0.0.1/24 2>&1) && fail "vhcactl took vf0's address"
+[[ $msg == *"10.0.0.1/24 for vf 1 is vf 0's"* ]] || fail "vhcactl said: $msg"
+printf 'vf 0 ip 10.9.0.1/16\nvf 1 ip 10.9.0.1/16\n' >"$RUN_DIR/plan"
+"${CTL[@]}" apply "$RUN_DIR/plan" >/dev/null 2>&1 && fail "a plan gave one address twice"
+[[ $(tr '\n' ' ' <"$SRIOV/0/ip") == "10.0.0.1/24 fd00::1/64 " ]] ||
+	fail "a refused plan changed vf0: $(cat "$SRIOV/0/ip")"
+"${CTL[@]}" show | grep -q "ip         10.0.0.2/24 fd00::2/64" ||
+	fail "vhcactl show lacks vf1's addresses"
+pass "vhcactl: addresses validated with clear errors, plans all or nothing"
 seen=$(in_guest 1 cat "$SYSFS_PATH/class/infiniband/vhca0_vf1/ports/1/ip_addrs")
 [[ $seen == $'10.0.0.2/24\nfd00::2/64' ]] || fail "guest sees '$seen'"
 node=$(in_guest 1 stat -c '%F' /dev/infiniband/rdma_cm)
