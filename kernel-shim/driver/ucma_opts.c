@@ -167,11 +167,15 @@ static struct ucma_file *file_of_fd(int fd)
 	return f;
 }
 
+/*
+ * As the kernel's ucma_migrate_id(): the write arrives on the channel the
+ * id moves to; cmd.fd names the channel it is in now.
+ */
 int ucma_migrate(struct ucma_file *file, const uint8_t *in, size_t out_len)
 {
 	struct rdma_ucm_migrate_id cmd;
 	struct rdma_ucm_migrate_resp resp;
-	struct ucma_file *to;
+	struct ucma_file *from;
 	struct cm_id *id;
 	int fd, ret;
 
@@ -181,20 +185,20 @@ int ucma_migrate(struct ucma_file *file, const uint8_t *in, size_t out_len)
 	fd = vhca_peer_take_any_fd(ucma_file_peer(file), (int)cmd.fd);
 	if (fd < 0)
 		return fd == -EINVAL ? -ENOENT : fd;	/* fdget(): no file */
-	to = file_of_fd(fd);
-	if (!to) {
+	from = file_of_fd(fd);
+	if (!from) {
 		close(fd);
 		return -EINVAL;		/* not an rdma_cm file */
 	}
 	cm_lock();
-	ret = ucma_find(file, cmd.id, &id);
+	ret = ucma_find(from, cmd.id, &id);
 	if (!ret) {
-		if (to != file)
-			ucma_move_id(id, to);
+		if (from != file)
+			ucma_move_id(id, file);
 		resp.events_reported = id->events_reported;
 	}
 	cm_unlock();
-	/* Only now: our dup kept @to from being released meanwhile. */
+	/* Only now: our dup kept @from from being released meanwhile. */
 	close(fd);
 	if (ret)
 		return ret;
