@@ -1,7 +1,8 @@
 #!/bin/bash
 # rdma_cm between two namespace guests with unmodified librdmacm
 # (docs/rdma_cm.md): addresses provisioned through the PF, rping with
-# verified data over IPv4 and IPv6, a reject carrying private data both
+# verified data over IPv4 and IPv6, ucmatose, udaddy, rdma_server/
+# rdma_client, a reject carrying private data both
 # ways, a connect nobody listens to, an address nobody holds, a hostile
 # raw client that changes nothing for others, and DEVICE_REMOVAL when a
 # VF goes under a bound id.
@@ -54,6 +55,22 @@ server_client rping6 rping -s -a fd00::1 -V -C 100 -S 4096 -- \
 	rping -c -a fd00::1 -V -C 100 -S 4096 || fail "rping IPv6"
 pass "rping over IPv6"
 wait_ids 0 || fail "ids left after rping: $(cm_stat ids)"
+
+# ---- the other librdmacm examples -----------------------------------------------
+# ucmatose: several RC connections; udaddy: UD through SIDR; rdma_server/
+# rdma_client: synchronous ids (MIGRATE_ID to a channel of their own).
+server_client ucmatose ucmatose -c 4 -C 10 -- ucmatose -s 10.0.0.1 -c 4 -C 10 ||
+	fail "ucmatose"
+grep -q 'return status 0' "$RUN_DIR/ucmatose.client.log" || fail "ucmatose status"
+server_client udaddy udaddy -c 2 -C 10 -- udaddy -s 10.0.0.1 -c 2 -C 10 ||
+	fail "udaddy"
+grep -q 'return status 0' "$RUN_DIR/udaddy.client.log" || fail "udaddy status"
+server_client rdma_server rdma_server -- rdma_client -s 10.0.0.1 ||
+	fail "rdma_server/rdma_client"
+grep -q 'rdma_client: end 0' "$RUN_DIR/rdma_server.client.log" ||
+	fail "rdma_client did not end 0"
+pass "ucmatose (4 connections), udaddy (UD, SIDR), rdma_server/rdma_client"
+wait_ids 0 || fail "ids left after the examples: $(cm_stat ids)"
 
 # ---- outcomes ---------------------------------------------------------------
 server_client reject "$PROBE" reject-server 10.0.0.1 7471 -- \
