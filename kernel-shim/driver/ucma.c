@@ -248,8 +248,12 @@ int ucma_take_event(struct ucma_file *file, void *resp, size_t len)
 		file->events_tail = &file->events;
 	counted = e->listen ? e->listen : e->id;
 	counted->events_reported++;
-	if (e->resp.event == CM_EV_CONNECT_REQUEST)
+	if (e->resp.event == CM_EV_CONNECT_REQUEST) {
 		e->id->published = true;	/* ucma_finish_ctx() */
+		/* Read requests leave the backlog (ucma_get_event()). */
+		if (e->listen)
+			e->listen->backlog++;
+	}
 	memcpy(resp, &e->resp, len < sizeof(e->resp) ? len : sizeof(e->resp));
 	free(e);
 	return 0;
