@@ -2,7 +2,7 @@
 # rdma_cm between two namespace guests with unmodified librdmacm
 # (docs/rdma_cm.md): addresses provisioned through the PF, rping with
 # verified data over IPv4 and IPv6, ucmatose, udaddy, rdma_server/
-# rdma_client, a reject carrying private data both
+# rdma_client, a bounded fuzz of the command path, a reject carrying private data both
 # ways, a connect nobody listens to, an address nobody holds, a hostile
 # raw client that changes nothing for others, and DEVICE_REMOVAL when a
 # VF goes under a bound id.
@@ -44,6 +44,15 @@ pass "the guest sees its addresses and /dev/infiniband/rdma_cm"
 	{ cat "$RUN_DIR/hostile.log" >&2; fail "hostile client"; }
 wait_ids 0 || fail "ids left behind by the hostile client: $(cm_stat ids)"
 pass "hostile client: $(grep -c '^ok' "$RUN_DIR/hostile.log") checks, nothing left"
+# A bounded fuzz of the command path: random commands, sizes, bodies and
+# response pointers; the daemon answers errnos and keeps nothing.
+for seed in 1 2 3; do
+	timeout 120 "$RAW" fuzz "$UCMA_FILE" 20000 "$seed" >>"$RUN_DIR/fuzz.log" 2>&1 ||
+		{ cat "$RUN_DIR/fuzz.log" >&2; fail "ucma fuzz (seed $seed)"; }
+	kill -0 "$VHCAD_PID" || fail "vhcad died in the ucma fuzz (seed $seed)"
+done
+wait_ids 0 || fail "ids left by the fuzz: $(cm_stat ids)"
+pass "ucma fuzz: $(awk '{ n += $2 } END { print n }' "$RUN_DIR/fuzz.log") random commands, nothing left"
 
 # ---- rping, data verified ----------------------------------------------------
 server_client rping4 rping -s -a 10.0.0.1 -v -V -C 1000 -S 65535 -- \

@@ -9,6 +9,10 @@
  *                                EAGAIN and EINTR
  *   ucma_raw removal FILE ADDR   an id bound to the VF holding ADDR, then
  *                                the next event (DEVICE_REMOVAL expected)
+ *   ucma_raw fuzz FILE N SEED    N random commands (valid numbers, random
+ *                                sizes and bodies, response pointers into
+ *                                a scratch buffer, nothing or random
+ *                                places); only errnos may come back
  *
  * Prints "ok ..." per check; exit 1 at the first that fails.
  */
@@ -199,8 +203,76 @@ static int removal(const char *path, const char *addr)
 	return failures ? 1 : 0;
 }
 
+/* A random number below @n (xorshift: the same run for the same seed). */
+static uint64_t rng;
+
+static uint32_t rnd(uint32_t n)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (uint32_t)(rng % n);
+}
+
+static int fuzz(const char *path, unsigned long n, unsigned long seed)
+{
+	static uint8_t scratch[4096];
+	int fd = open(path, O_RDWR | O_NONBLOCK);
+	unsigned long ok = 0, refused = 0;
+	uint32_t ids[64] = { 0 };
+
+	if (fd < 0)
+		return perror(path), 1;
+	rng = seed * 2654435761u + 1;
+	for (unsigned long i = 0; i < n; i++) {
+		uint8_t body[400];
+		uint32_t no = rnd(24);
+		uint16_t in = (uint16_t)rnd(sizeof(body)), out = (uint16_t)rnd(400);
+		uint64_t ptr;
+
+		for (size_t k = 0; k < sizeof(body); k++)
+			body[k] = (uint8_t)rnd(256);
+		switch (rnd(3)) {
+		case 0: ptr = (uintptr_t)scratch; break;
+		case 1: ptr = 16; break;
+		default: ptr = ((uint64_t)rnd(1u << 31) << 16); break;
+		}
+		/*
+		 * Mostly plausible: the response pointer where the commands
+		 * keep it, a known id where one of them keeps it.
+		 */
+		static const size_t id_at[] = { 0, 8, 264, 272 };
+		size_t at = id_at[rnd(4)];
+
+		if (in >= 8 && rnd(4))
+			memcpy(body, &ptr, sizeof(ptr));
+		if (in >= at + 4 && rnd(2))
+			memcpy(body + at, &ids[rnd(64)], 4);
+		if (no == RDMA_USER_CM_CMD_CREATE_ID && in >= 24 && rnd(4)) {
+			memcpy(body + 8, &ptr, sizeof(ptr));
+			body[16] = 0x06;
+			body[17] = 0x01;
+		}
+		if (no == RDMA_USER_CM_CMD_MIGRATE_ID)
+			continue;	/* its fd would be any of ours */
+		if (cmd(fd, no, body, in, out)) {
+			refused++;
+			continue;
+		}
+		ok++;
+		if (no == RDMA_USER_CM_CMD_CREATE_ID && ptr == (uintptr_t)scratch)
+			memcpy(&ids[rnd(64)], scratch, 4);
+	}
+	printf("fuzz: %lu commands, %lu accepted, %lu refused\n", n, ok, refused);
+	close(fd);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 5 && !strcmp(argv[1], "fuzz"))
+		return fuzz(argv[2], strtoul(argv[3], NULL, 0),
+			    strtoul(argv[4], NULL, 0));
 	if (argc == 3 && !strcmp(argv[1], "hostile"))
 		return hostile(argv[2]);
 	if (argc == 4 && !strcmp(argv[1], "removal"))
