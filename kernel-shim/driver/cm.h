@@ -169,6 +169,9 @@ int cm_addr_owner(const struct sockaddr *addr, int domain, pid_t tid,
  */
 int cm_addr_route(const struct sockaddr *dst, int domain, pid_t tid,
 		  struct cm_func **out, struct sockaddr_storage *src);
+/* 127.0.0.0/8 or ::1: the host itself, whatever port (the kernel's
+ * cma_loopback_addr()); it binds and resolves to the first usable port. */
+bool cm_addr_loopback(const struct sockaddr *a);
 /* ARP and the SA: a path from @f to the holder of @dst (IP or AF_IB). */
 int cm_addr_resolve(struct cm_func *f, const struct sockaddr *dst,
 		    uint16_t pkey, struct cm_path *path);

@@ -236,6 +236,15 @@ static unsigned int ip_len(const struct sockaddr *a)
 	return a->sa_family == AF_INET ? 4 : 16;
 }
 
+bool cm_addr_loopback(const struct sockaddr *a)
+{
+	static const uint8_t one6[16] = { [15] = 1 };
+
+	if (a->sa_family == AF_INET)
+		return ip_bytes(a)[0] == 127;
+	return a->sa_family == AF_INET6 && !memcmp(ip_bytes(a), one6, 16);
+}
+
 static bool holds(const struct vhca_devcmd_addr *x, const struct sockaddr *a)
 {
 	return x->family == a->sa_family &&
@@ -280,6 +289,9 @@ int cm_addr_owner(const struct sockaddr *addr, int domain, pid_t tid,
 		vhca_pf_for_each_dev(pf, collect, &l);
 		pthread_rwlock_unlock(&pf->lock);
 	}
+	/* cma_bind_loopback(): a loopback address binds the first port. */
+	if (cm_addr_loopback(addr) && l.n)
+		found = l.f[0];
 	for (unsigned int i = 0; i < l.n && !found; i++) {
 		struct vhca_devcmd_addrs a;
 		uint64_t guid;
@@ -396,6 +408,18 @@ int cm_addr_resolve(struct cm_func *f, const struct sockaddr *dst,
 	if (dst->sa_family == AF_IB) {
 		r.kind = VHCA_DEVCMD_RESOLVE_GID;
 		memcpy(r.addr, &((const struct sockaddr_ib *)dst)->sib_addr, 16);
+	} else if (cm_addr_loopback(dst)) {
+		/* To ourselves: the path to our own GID (cma_resolve_loopback()). */
+		uint64_t guid;
+
+		ret = cm_func_identity(f, NULL, &guid, NULL);
+		if (ret)
+			return ret;
+		r.kind = VHCA_DEVCMD_RESOLVE_GID;
+		for (int i = 0; i < 8; i++) {
+			r.addr[i] = (uint8_t)(VHCA_SUBNET_PREFIX >> (56 - 8 * i));
+			r.addr[8 + i] = (uint8_t)(guid >> (56 - 8 * i));
+		}
 	} else {
 		r.kind = VHCA_DEVCMD_RESOLVE_IP;
 		r.family = (uint8_t)dst->sa_family;

@@ -402,6 +402,15 @@ static void addr_done(struct cm_id *id, int status, const struct cm_path *p)
 	ucma_post(id, NULL, CM_EV_ADDR_RESOLVED, 0, NULL);
 }
 
+/* @to takes @from's IP address, keeping its own port. */
+static void set_ip_of(struct sockaddr_storage *to, const struct sockaddr *from)
+{
+	uint16_t port = cm_addr_port((struct sockaddr *)to);
+
+	memcpy(to, from, cm_addr_size(from));
+	cm_addr_set_port((struct sockaddr *)to, port);
+}
+
 int cma_resolve_addr(struct cm_id *id, const struct sockaddr *src,
 		     const struct sockaddr *dst, pid_t tid)
 {
@@ -430,7 +439,17 @@ int cma_resolve_addr(struct cm_id *id, const struct sockaddr *src,
 	memcpy(&id->dst, dst, cm_addr_size(dst));
 	id->state = CMA_ADDR_QUERY;
 
-	if (cm_addr_any(dst)) {
+	if (!id->func && cm_addr_loopback(dst)) {
+		/* To ourselves through the first port, from the same address. */
+		ret = cm_addr_owner(dst, id->domain, tid, &f);
+		if (!ret) {
+			set_func(id, f);
+			cm_func_put(f);
+			set_pkey(id);
+			set_ip_of(&id->src, dst);
+			ret = cm_addr_resolve(id->func, dst, id->pkey, &path);
+		}
+	} else if (cm_addr_any(dst)) {
 		/* cma_resolve_loopback(): to ourselves. */
 		f = id->func;
 		ret = f ? 0 : cm_addr_route(dst, id->domain, tid, &f, &id->src);

@@ -63,6 +63,12 @@ pass "rping 1000 x 64 KiB over IPv4, verified"
 server_client rping6 rping -s -a fd00::1 -V -C 100 -S 4096 -- \
 	rping -c -a fd00::1 -V -C 100 -S 4096 || fail "rping IPv6"
 pass "rping over IPv6"
+# Loopback binds and resolves to the guest's own port (cma_bind_loopback()).
+in_guest 0 sh -c 'rping -s -a 127.0.0.1 -C 20 -V & s=$!; sleep 1;
+	n=$(rping -c -a 127.0.0.1 -C 20 -V -v | grep -c "^ping data");
+	wait $s && [ "$n" = 20 ]' \
+	>"$RUN_DIR/rping_lo.log" 2>&1 || { cat "$RUN_DIR/rping_lo.log" >&2; fail "rping over 127.0.0.1"; }
+pass "rping over 127.0.0.1 inside one guest"
 wait_ids 0 || fail "ids left after rping: $(cm_stat ids)"
 
 # ---- the other librdmacm examples -----------------------------------------------
