@@ -467,6 +467,9 @@ ssize_t ucma_write(struct ucma_file *file, pid_t tid, bool nonblock,
 		return ret;
 	if (hdr.cmd == RDMA_USER_CM_CMD_GET_EVENT)
 		return get_event(file, nonblock, in, hdr.in, hdr.out, len, req);
+	if (hdr.cmd == RDMA_USER_CM_CMD_MIGRATE_ID &&
+	    hdr.in >= sizeof(struct rdma_ucm_migrate_id))
+		return ucma_migrate_async(file, in, hdr.out, len, req);
 	ret = (int)ucma_run_cmd(file, tid, hdr.cmd, in, hdr.in, hdr.out);
 	return ret ? ret : (ssize_t)len;
 }

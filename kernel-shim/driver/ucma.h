@@ -98,6 +98,9 @@ ssize_t ucma_run_cmd(struct ucma_file *file, pid_t tid, uint32_t cmd,
 /* SET_OPTION and MIGRATE_ID (ucma_opts.c): they lock for themselves. */
 int ucma_set_option(struct ucma_file *file, const uint8_t *in);
 int ucma_migrate(struct ucma_file *file, const uint8_t *in, size_t out_len);
+/* MIGRATE_ID off the FUSE workers: UCMA_HELD, answered by its thread. */
+ssize_t ucma_migrate_async(struct ucma_file *file, const uint8_t *in,
+			   size_t out_len, size_t len, void *req);
 /* The command number of MIGRATE_ID's probe write (vhcad's own). */
 #define UCMA_PROBE_CMD 0x7fff0001u
 /* Is @fd (vhcad's) an open of the FUSE rdma_cm file? (sysfs_ucma.c) */

@@ -10,8 +10,13 @@
  * (pidfd_getfd), checks that it is the FUSE rdma_cm file, and writes a
  * probe with a fresh token through it: that write arrives as a FUSE
  * request of exactly that open, which records the token (ucma.c).
+ * That write needs a FUSE worker to serve it, so MIGRATE_ID never runs
+ * on one: the request is held and one thread of its own runs the
+ * migrations in turn (ucma_migrate_async()).  However many a tenant
+ * issues at once, no worker waits for another.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -204,4 +209,84 @@ int ucma_migrate(struct ucma_file *file, const uint8_t *in, size_t out_len)
 		return ret;
 	return vhca_peer_write(ucma_file_peer(file), cmd.response, &resp,
 			       sizeof(resp)) ? -EFAULT : 0;
+}
+
+/* ---- the migration thread -------------------------------------------------------------- */
+
+struct migration {
+	struct migration *next;
+	struct ucma_file *file;	/* the open stays while its write is held */
+	void *req;
+	size_t out_len;
+	ssize_t done;
+	uint8_t in[sizeof(struct rdma_ucm_migrate_id)];
+};
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct migration *head, **tail;
+	pthread_once_t once;
+	bool started;
+} mig = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.cond = PTHREAD_COND_INITIALIZER,
+	.tail = &mig.head,
+	.once = PTHREAD_ONCE_INIT,
+};
+
+static void *migrator(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		struct migration *m;
+		int ret;
+
+		pthread_mutex_lock(&mig.lock);
+		while (!mig.head)
+			pthread_cond_wait(&mig.cond, &mig.lock);
+		m = mig.head;
+		mig.head = m->next;
+		if (!mig.head)
+			mig.tail = &mig.head;
+		pthread_mutex_unlock(&mig.lock);
+		ret = ucma_migrate(m->file, m->in, m->out_len);
+		ucma_fuse_reply(m->req, ret ? ret : m->done);
+		free(m);
+	}
+	return NULL;
+}
+
+static void start_migrator(void)
+{
+	pthread_t t;
+
+	if (!pthread_create(&t, NULL, migrator, NULL)) {
+		pthread_detach(t);
+		mig.started = true;
+	}
+}
+
+ssize_t ucma_migrate_async(struct ucma_file *file, const uint8_t *in,
+			   size_t out_len, size_t len, void *req)
+{
+	struct migration *m;
+
+	pthread_once(&mig.once, start_migrator);
+	if (!mig.started)
+		return -ENOMEM;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->file = file;
+	m->req = req;
+	m->out_len = out_len;
+	m->done = (ssize_t)len;
+	memcpy(m->in, in, sizeof(m->in));
+	pthread_mutex_lock(&mig.lock);
+	*mig.tail = m;
+	mig.tail = &m->next;
+	pthread_cond_signal(&mig.cond);
+	pthread_mutex_unlock(&mig.lock);
+	return UCMA_HELD;
 }

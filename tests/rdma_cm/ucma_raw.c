@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -80,6 +81,57 @@ static int get_event(int fd, struct rdma_ucm_event_resp *r)
 	struct rdma_ucm_get_event g = { .response = (uintptr_t)r };
 
 	return cmd(fd, RDMA_USER_CM_CMD_GET_EVENT, &g, sizeof(g), sizeof(*r));
+}
+
+/* Many MIGRATE_IDs at once: none may hold up the daemon's workers. */
+struct mig_arg {
+	int to, from_fd;
+	uint32_t id;
+	int failures;
+};
+
+static void *migrate_loop(void *p)
+{
+	struct mig_arg *a = p;
+
+	for (int i = 0; i < 20; i++) {
+		struct rdma_ucm_migrate_resp r;
+		struct rdma_ucm_migrate_id m = {
+			.response = (uintptr_t)&r, .id = a->id,
+			.fd = (uint32_t)(i % 2 ? a->to : a->from_fd),
+		};
+		int err = cmd(i % 2 ? a->from_fd : a->to,
+			      RDMA_USER_CM_CMD_MIGRATE_ID, &m, sizeof(m),
+			      sizeof(r));
+
+		/* The id is wherever the last migration left it. */
+		if (err && err != EINVAL)
+			a->failures++;
+	}
+	return NULL;
+}
+
+static int migrate_storm(int fd, int fd2)
+{
+	struct mig_arg args[32];
+	pthread_t t[32];
+	uint32_t id;
+	int bad = 0;
+
+	if (create_id(fd2, &id, 0))
+		return 1;
+	for (int i = 0; i < 32; i++) {
+		args[i] = (struct mig_arg){ .to = fd, .from_fd = fd2, .id = id };
+		pthread_create(&t[i], NULL, migrate_loop, &args[i]);
+	}
+	for (int i = 0; i < 32; i++) {
+		pthread_join(t[i], NULL);
+		bad += args[i].failures;
+	}
+	/* It is in one of the two: destroyed there, nowhere else. */
+	if (destroy_id(fd, id) && destroy_id(fd2, id))
+		bad++;
+	return bad;
 }
 
 static void on_alarm(int sig)
@@ -151,6 +203,9 @@ static int hostile(const char *path)
 	waitpid(child, &n, 0);
 	check("another process", WIFEXITED(n) && !WEXITSTATUS(n) ? 0 : 1, 0);
 	check("still ours", destroy_id(fd2, other), 0);
+	alarm(30);	/* a stuck daemon fails the test instead of hanging it */
+	check("640 MIGRATE_IDs from 32 threads at once", migrate_storm(fd, fd2), 0);
+	alarm(0);
 
 	fcntl(fd, F_SETFL, O_NONBLOCK);
 	check("no event, nonblocking", get_event(fd, &ev), EAGAIN);
