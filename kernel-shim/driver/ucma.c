@@ -180,6 +180,8 @@ void ucma_for_each_id(void (*fn)(struct cm_id *id, void *arg), void *arg)
 		}
 }
 
+static void serve_waiter(struct ucma_file *file);
+
 void ucma_move_id(struct cm_id *id, struct ucma_file *to)
 {
 	struct ucma_file *from = id->file;
@@ -210,6 +212,7 @@ void ucma_move_id(struct cm_id *id, struct ucma_file *to)
 		to->ids->file_pprev = &id->file_next;
 	id->file_pprev = &to->ids;
 	to->ids = id;
+	serve_waiter(to);
 	if (to->events && to->ph)
 		ucma_fuse_notify(to->ph);
 }
