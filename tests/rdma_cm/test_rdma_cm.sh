@@ -4,8 +4,9 @@
 # verified data over IPv4 and IPv6, ucmatose, udaddy, rdma_server/
 # rdma_client, a bounded fuzz of the command path, a reject carrying private data both
 # ways, a connect nobody listens to, an address nobody holds, a hostile
-# raw client that changes nothing for others, and DEVICE_REMOVAL when a
-# VF goes under a bound id.
+# raw client that changes nothing for others, ADDR_CHANGE when a bound
+# address is taken away, and DEVICE_REMOVAL when a VF goes under a bound
+# id.
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/cm_lib.sh"
 
@@ -107,12 +108,24 @@ out=$(in_guest 1 "$PROBE" resolve 10.0.0.99)
 pass "resolve of an address nobody holds: ADDR_ERROR (EHOSTUNREACH)"
 wait_ids 0 || fail "ids left: $(cm_stat ids)"
 
+# ---- the address goes: ADDR_CHANGE -------------------------------------------------
+"$RAW" addrchange "$UCMA_FILE" 10.0.0.2 >"$RUN_DIR/addrchange.log" 2>&1 &
+apid=$!
+bg_track "$apid"
+for _ in $(seq 100); do
+	grep -qs '^bound' "$RUN_DIR/addrchange.log" && break
+	sleep 0.05
+done
+echo 10.0.0.3/24 >"$SRIOV/1/ip"
+wait "$apid" || { cat "$RUN_DIR/addrchange.log" >&2; fail "ADDR_CHANGE"; }
+pass "the address of a bound id reprovisioned away: ADDR_CHANGE"
+
 # ---- the VF goes: DEVICE_REMOVAL ------------------------------------------------
-"$RAW" removal "$UCMA_FILE" 10.0.0.2 >"$RUN_DIR/removal.log" 2>&1 &
+"$RAW" removal "$UCMA_FILE" 10.0.0.3 >"$RUN_DIR/removal.log" 2>&1 &
 rpid=$!
 bg_track "$rpid"
 for _ in $(seq 100); do
-	grep -q '^bound' "$RUN_DIR/removal.log" && break
+	grep -qs '^bound' "$RUN_DIR/removal.log" && break
 	sleep 0.05
 done
 echo 0 >"$SYSFS_PATH/class/infiniband/vhca0/device/sriov_numvfs"

@@ -9,6 +9,7 @@
  *                                EAGAIN and EINTR
  *   ucma_raw removal FILE ADDR   an id bound to the VF holding ADDR, then
  *                                the next event (DEVICE_REMOVAL expected)
+ *   ucma_raw addrchange FILE ADDR  the same, ADDR_CHANGE expected
  *   ucma_raw fuzz FILE N SEED    N random commands (valid numbers, random
  *                                sizes and bodies, response pointers into
  *                                a scratch buffer, nothing or random
@@ -233,7 +234,7 @@ static int hostile(const char *path)
 	return failures ? 1 : 0;
 }
 
-static int removal(const char *path, const char *addr)
+static int removal(const char *path, const char *addr, uint32_t want)
 {
 	int fd = open(path, O_RDWR);
 	struct rdma_ucm_bind b = { .addr_size = sizeof(struct sockaddr_in) };
@@ -253,7 +254,8 @@ static int removal(const char *path, const char *addr)
 	fflush(stdout);
 	check("event", get_event(fd, &ev), 0);
 	printf("event %u id %u\n", ev.event, ev.id);
-	check("DEVICE_REMOVAL", ev.event == 11 && ev.id == id ? 0 : 1, 0);
+	check(want == 11 ? "DEVICE_REMOVAL" : "ADDR_CHANGE",
+	      ev.event == want && ev.id == id ? 0 : 1, 0);
 	check("destroy", destroy_id(fd, id), 0);
 	return failures ? 1 : 0;
 }
@@ -331,7 +333,9 @@ int main(int argc, char **argv)
 	if (argc == 3 && !strcmp(argv[1], "hostile"))
 		return hostile(argv[2]);
 	if (argc == 4 && !strcmp(argv[1], "removal"))
-		return removal(argv[2], argv[3]);
+		return removal(argv[2], argv[3], 11);
+	if (argc == 4 && !strcmp(argv[1], "addrchange"))
+		return removal(argv[2], argv[3], 14);
 	fprintf(stderr, "usage: ucma_raw hostile FILE | removal FILE ADDR\n");
 	return 2;
 }
