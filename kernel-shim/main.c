@@ -45,6 +45,7 @@
 #include "device/pf.h"
 #include "driver/rundir.h"
 #include "driver/sysfs.h"
+#include "driver/ucma.h"
 
 #define log_msg(fmt, ...) fprintf(stderr, "vhcad: " fmt "\n", ##__VA_ARGS__)
 
@@ -392,9 +393,17 @@ static void on_dev_changed(void *arg, struct vhca_dev *dev,
 		[VHCA_CHANGE_PKEY] = "PKEY_CHANGE",
 		[VHCA_CHANGE_PORT_ACTIVE] = "PORT_ACTIVE",
 		[VHCA_CHANGE_PORT_ERR] = "PORT_ERR",
+		[VHCA_CHANGE_ADDR] = "ADDR_CHANGE",
 	};
 
 	log_msg("%s: %s", dev->name, names[what]);
+	vhca_cm_dev_changed(dev, what);
+}
+
+/* A function goes away: the CM's ids on it hear DEVICE_REMOVAL. */
+static void on_dev_removed(void *arg, struct vhca_dev *dev)
+{
+	vhca_cm_dev_removed(dev);
 }
 
 static void on_stopped(void *arg)
@@ -415,6 +424,7 @@ static int start_up(struct daemon *d, const struct options *opt)
 		.claim_uverbs = vhca_rundir_claim_uverbs,
 		.release_uverbs = vhca_rundir_release_uverbs,
 		.dev_changed = on_dev_changed,
+		.dev_removed = on_dev_removed,
 		/* vhcad's own driver runs its functions' commands in-process */
 		.sink = &vhca_ucontext_sink,
 	};
@@ -444,6 +454,9 @@ static int start_up(struct daemon *d, const struct options *opt)
 		if (ret)
 			return ret;
 		d->pf_created = true;
+		ret = vhca_cm_start(&pf, d->guests);
+		if (ret)
+			return ret;
 		ret = vhca_sysfs_mount(&d->fs, &pf, d->guests,
 				       vhca_rundir_sys_path(d->rd), &events);
 		return ret ? ret : vhca_sysfs_start(d->fs);
@@ -464,6 +477,9 @@ static int start_up(struct daemon *d, const struct options *opt)
 			strerror(-ret));
 		return ret;
 	}
+	ret = vhca_cm_start(&pf, d->guests);
+	if (ret)
+		return ret;
 	ret = vhca_sysfs_mount(&d->fs, &pf, d->guests,
 			       vhca_rundir_sys_path(d->rd),
 			       &events);
@@ -498,6 +514,7 @@ static void shut_down(struct daemon *d)
 	vhca_vms_destroy(d->vms);
 	if (d->fs)
 		vhca_sysfs_unmount(d->fs);
+	vhca_cm_stop();
 	vhca_engine_stop();
 	if (d->pf_created && pf.pf_hidden)
 		vhca_guest_stop(&pf);

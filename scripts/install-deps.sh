@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
 	build-essential cmake pkg-config clang libclang-rt-14-dev
 	libibverbs-dev ibverbs-utils ibverbs-providers perftest
+	librdmacm-dev rdmacm-utils libfabric-bin
 	libfuse3-dev fuse3 libnl-3-dev libnl-route-3-dev
 	openmpi-bin libopenmpi-dev libucx0 gnuplot-nox
 	iproute2 procps util-linux

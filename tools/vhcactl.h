@@ -6,6 +6,7 @@
  *   vhcactl_show.c     show, counters, numvfs
  *   vhcactl_plan.c     plans: parsing (vf N set, apply FILE)
  *   vhcactl_apply.c    plans: validation and sysfs writes with rollback
+ *   vhcactl_ip.c       plans: IP addresses of VFs
  *   vhcactl_netlink.c  rtnetlink: plans to vhcad's mgmt.sock, link-set-guid
  */
 #ifndef VHCACTL_H
@@ -16,8 +17,9 @@
 #include <stdint.h>
 
 #define EXIT_USAGE 2
-#define VALUE_MAX 128
+#define VALUE_MAX 512	/* eight IPv6 addresses fit */
 #define MAX_PKEYS 1024
+#define CTL_IPS_MAX 8		/* addresses of a VF's port */
 #define DEFAULT_SYSFS "/run/vhca/sys"
 #define MGMT_SOCK_NAME "mgmt.sock"
 
@@ -80,8 +82,9 @@ int cmd_link_set_guid(int argc, char **argv);
 struct vf_req {
 	unsigned int vf;
 	int line;
-	bool has_node, has_port, has_policy, has_pkeys;
+	bool has_node, has_port, has_policy, has_pkeys, has_ips;
 	uint64_t node, port;
+	char ips[CTL_IPS_MAX * 48];	/* space-separated, "" for none */
 	char policy[8];
 	unsigned int npkeys;
 	uint16_t pkeys[MAX_PKEYS];
@@ -96,6 +99,13 @@ struct plan {
 /* A message about a line of the plan: "FILE:LINE: ", or "vhcactl: ". */
 void ctl_plan_error(const struct plan *plan, int line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* "ip A/P,B/Q" or "ip none" of one VF (vhcactl_ip.c); NULL or the message. */
+const char *ctl_parse_ips(struct vf_req *r, const char *value, char *msg,
+			  size_t msg_len);
+
+/* No address on two ports in the state the plan leaves; 0 or -1 (said). */
+int ctl_check_ip_clashes(struct plan *plan, unsigned int num_vfs);
 
 /* Validates the plan as a whole, then applies it all or nothing. */
 int ctl_run_plan(struct plan *plan);

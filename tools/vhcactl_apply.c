@@ -172,6 +172,16 @@ static int validate_plan(struct plan *plan, struct guid_state *gs)
 				errors++;
 			}
 		}
+		if (r->has_ips) {
+			ctl_path_of(path, "class/infiniband/%s/device/sriov/%u/ip",
+				    ctl_pf_name, r->vf);
+			if (!ctl_exists(path)) {
+				ctl_plan_error(plan, r->line,
+					       "%s gives VFs no addresses (%s)",
+					       ctl_pf_name, path);
+				errors++;
+			}
+		}
 		if (r->has_policy) {
 			ctl_path_of(path, "class/infiniband/%s/device/sriov/%u/policy",
 				    ctl_pf_name, r->vf);
@@ -182,6 +192,8 @@ static int validate_plan(struct plan *plan, struct guid_state *gs)
 		}
 	}
 	if (errors)
+		return -1;
+	if (ctl_check_ip_clashes(plan, n))
 		return -1;
 
 	/* The state the plan leaves: no GUID twice across devices. */
@@ -280,6 +292,24 @@ static int add_pkey_ops(struct journal *clear, struct journal *set,
 	return 0;
 }
 
+/* The whole address list in one write; the old one (lines) to undo it. */
+static int add_ip_op(struct journal *set, const struct vf_req *r)
+{
+	char path[PATH_MAX], old[VALUE_MAX];
+	int ret;
+
+	ctl_path_of(path, "class/infiniband/%s/device/sriov/%u/ip",
+		    ctl_pf_name, r->vf);
+	ret = ctl_read_attr(path, old, sizeof(old));
+	if (ret)
+		return ret;
+	for (char *c = old; *c; c++)
+		if (*c == '\n')
+			*c = ' ';
+	return journal_add(set, path, old, r->ips[0] ? r->ips : "none",
+			   r->line);
+}
+
 int ctl_run_plan(struct plan *plan)
 {
 	struct journal guids = { 0 }, clear = { 0 }, set = { 0 }, all = { 0 };
@@ -293,6 +323,10 @@ int ctl_run_plan(struct plan *plan)
 	if (validate_plan(plan, &gs))
 		goto out;
 	run_dir = ctl_plan_run_dir(run_dir_buf, sizeof(run_dir_buf));
+	/* rtnetlink has no IPoIB addresses of VFs: those go through sysfs. */
+	for (unsigned int i = 0; run_dir && i < plan->count; i++)
+		if (plan->reqs[i].has_ips)
+			run_dir = NULL;
 	if (run_dir) {
 		ret = ctl_send_plan(plan, run_dir);
 		goto out;
@@ -310,6 +344,8 @@ int ctl_run_plan(struct plan *plan)
 					  r->line);
 		if (!err && r->has_pkeys)
 			err = add_pkey_ops(&clear, &set, r);
+		if (!err && r->has_ips)
+			err = add_ip_op(&set, r);
 		if (!err && r->has_policy) {
 			ctl_path_of(path, "class/infiniband/%s/device/sriov/%u/policy",
 				    ctl_pf_name, r->vf);

@@ -75,7 +75,7 @@ static bool is_setting(const char *word)
 {
 	return !strcmp(word, "node_guid") || !strcmp(word, "port_guid") ||
 	       !strcmp(word, "policy") || !strcmp(word, "pkey") ||
-	       !strcmp(word, "pkeys");
+	       !strcmp(word, "pkeys") || !strcmp(word, "ip");
 }
 
 /*
@@ -127,6 +127,10 @@ static const char *parse_words(struct vf_req *r, char **words, int count,
 			}
 			snprintf(r->policy, sizeof(r->policy), "%s", words[i]);
 			r->has_policy = true;
+		} else if (!strcmp(key, "ip")) {
+			err = ctl_parse_ips(r, words[++i], msg, msg_len);
+			if (err)
+				return err;
 		} else if (pkey_list ? !strcmp(key, "pkeys") :
 				       !strcmp(key, "pkey")) {
 			char *tok, *save = NULL;
@@ -260,7 +264,7 @@ int cmd_apply(const char *file)
 		if (strcmp(words[0], "vf") || count < 2 ||
 		    !ctl_parse_uint(words[1], 1u << 16, &vf)) {
 			ctl_plan_error(&plan, lineno,
-				       "expected 'vf N [node_guid G] [port_guid G] [policy P] [pkey P ...]'");
+				       "expected 'vf N [node_guid G] [port_guid G] [policy P] [pkey P ...] [ip A/P,...]'");
 			errors++;
 			continue;
 		}

@@ -120,6 +120,20 @@ static void print_holder(const char *ibdev)
 	fclose(in);
 }
 
+/* The port's IP addresses (rdma_cm's), on one line. */
+static void print_ips(const char *ibdev)
+{
+	char path[PATH_MAX], value[VALUE_MAX];
+
+	ctl_path_of(path, "class/infiniband/%s/ports/1/ip_addrs", ibdev);
+	if (ctl_read_attr(path, value, sizeof(value)) || !value[0])
+		return;
+	for (char *c = value; *c; c++)
+		if (*c == '\n')
+			*c = ' ';
+	printf("  %-10s %s\n", "ip", value);
+}
+
 static void print_pkeys(const char *ibdev)
 {
 	char path[PATH_MAX], value[VALUE_MAX];
@@ -183,6 +197,7 @@ static void show_dev(const char *ibdev, int vf)
 	print_attr_line("phys_state", "class/infiniband/%s/ports/1/phys_state",
 			ibdev);
 	print_pkeys(ibdev);
+	print_ips(ibdev);
 	printf("  counters (non-zero):\n");
 	print_counters(ibdev, "counters", false);
 	print_counters(ibdev, "hw_counters", false);

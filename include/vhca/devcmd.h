@@ -30,6 +30,8 @@ enum vhca_devcmd_op {
 	VHCA_DEVCMD_QUERY_COUNTERS = 0x02,	/* port counters */
 	VHCA_DEVCMD_OPEN_CONTEXT = 0x03,
 	VHCA_DEVCMD_CLOSE_CONTEXT = 0x04,
+	VHCA_DEVCMD_QUERY_ADDRS = 0x05,		/* the function's IP addresses */
+	VHCA_DEVCMD_RESOLVE_ADDR = 0x06,	/* ARP and the SA: a path to a holder */
 	VHCA_DEVCMD_ALLOC_PD = 0x10,
 	VHCA_DEVCMD_DEALLOC_PD = 0x11,
 	VHCA_DEVCMD_REG_MR = 0x12,
@@ -45,7 +47,9 @@ enum vhca_devcmd_op {
 	VHCA_DEVCMD_MODIFY_SRQ = 0x41,
 	VHCA_DEVCMD_QUERY_SRQ = 0x42,
 	VHCA_DEVCMD_DESTROY_SRQ = 0x43,
-	VHCA_DEVCMD_OP_MAX = 0x44,
+	VHCA_DEVCMD_SEND_MAD = 0x50,		/* a MAD out of the port's QP1 */
+	VHCA_DEVCMD_RECV_MAD = 0x51,		/* the oldest MAD QP1 received */
+	VHCA_DEVCMD_OP_MAX = 0x52,
 };
 
 struct vhca_devcmd_hdr {
@@ -236,8 +240,94 @@ struct vhca_devcmd_create_srq {
  * QUERY_SRQ <- struct vhca_devcmd_handle, -> struct
  * ib_uverbs_query_srq_resp; QUERY_FUNCTION -> struct
  * vhca_devcmd_function; QUERY_COUNTERS -> struct vhca_devcmd_counters;
- * OPEN_CONTEXT -> struct vhca_devcmd_context_out.
+ * OPEN_CONTEXT -> struct vhca_devcmd_context_out; QUERY_ADDRS -> struct
+ * vhca_devcmd_addrs; RESOLVE_ADDR <- struct vhca_devcmd_resolve, -> struct
+ * vhca_devcmd_path; SEND_MAD <- struct vhca_devcmd_mad; RECV_MAD -> struct
+ * vhca_devcmd_mad (-EAGAIN when QP1 holds none).
  */
+
+/* ---- addresses (the IPoIB view of a port) -------------------------------------------
+ *
+ * The PF gives each VF's port IP addresses (IPv4 and IPv6, with a prefix
+ * length), as an IPoIB interface on top of the port would have: the admin
+ * provisions them (vhcactl, plans), the device keeps them.  RESOLVE_ADDR
+ * is what ARP over IPoIB and the SA's PathRecord query together answer on
+ * a real subnet: which port holds an address (or a GID), and the path from
+ * this function's port to it (LIDs, the partition, MTU and rate).  It
+ * fails with -EHOSTUNREACH when nobody holds the address or the holder
+ * shares no partition with @pkey (ARP stays inside a partition), and with
+ * -ENETDOWN when this port has no link.
+ */
+#define VHCA_DEVCMD_ADDRS_MAX 8
+
+struct vhca_devcmd_addr {
+	__u8 family;		/* AF_INET or AF_INET6 */
+	__u8 prefix_len;
+	__u8 reserved[2];
+	__u8 addr[16];		/* network order; IPv4 in the first 4 bytes */
+};
+
+struct vhca_devcmd_addrs {
+	__u32 count;
+	__u32 reserved;
+	struct vhca_devcmd_addr addr[VHCA_DEVCMD_ADDRS_MAX];
+};
+
+enum vhca_devcmd_resolve_kind {
+	VHCA_DEVCMD_RESOLVE_IP = 1,	/* @addr is an IP address of @family */
+	VHCA_DEVCMD_RESOLVE_GID = 2,	/* @addr is a port GID */
+};
+
+struct vhca_devcmd_resolve {
+	__u32 kind;		/* enum vhca_devcmd_resolve_kind */
+	__u16 pkey;		/* the partition; 0: this port's entry 0 */
+	__u8 family;		/* RESOLVE_IP */
+	__u8 reserved;
+	__u8 addr[16];
+};
+
+/* A path record (IBTA 15.2.5.16) from this port to the holder. */
+struct vhca_devcmd_path {
+	__u64 subnet_prefix;	/* host byte order, as the GUIDs */
+	__u64 sgid_guid;	/* this port's GUID: SGID = prefix + it */
+	__u64 dgid_guid;	/* the holder's port GUID */
+	__u64 dst_node_guid;
+	__u16 slid, dlid;
+	__u16 pkey;
+	__u8 mtu;		/* enum ibv_mtu: the smaller of the two ports */
+	__u8 rate;		/* IB static rate code (enum ibv_rate) */
+	__u8 sl;
+	__u8 packet_life_time;	/* 4.096 us * 2^n, one way */
+	__u8 hop_limit;
+	__u8 reserved[5];
+};
+
+/* ---- management datagrams (QP1, the GSI) --------------------------------------------
+ *
+ * Every port has QP1, the general services interface (IBTA 13.5): the
+ * driver sends and receives 256-byte MADs on it, the connection manager's
+ * among them.  The device builds the UD packet itself (source LID and
+ * QPN 1, the P_Key of @pkey_index, the GSI Q_Key) and puts it through the
+ * switch like any other: a port without link sends nothing (-ENETDOWN),
+ * an empty P_Key entry is a transmit constraint error, the receiving port
+ * takes only MADs whose P_Key is in its table and keeps at most
+ * VHCA_GSI_QUEUE of them (more are dropped and counted).  The MAD's
+ * contents are not the device's business: they are hostile input for the
+ * receiving driver.
+ */
+#define VHCA_MAD_SIZE 256
+#define VHCA_GSI_QPN 1u
+#define VHCA_GSI_QKEY 0x80010000u
+
+struct vhca_devcmd_mad {
+	__u16 lid;		/* send: the DLID; received: the SLID */
+	__u16 pkey_index;	/* send: P_Key to use; received: the entry it matched */
+	__u32 remote_qpn;	/* send: 1; received: the source QPN (1) */
+	__u16 pkey;		/* received: the packet's P_Key */
+	__u8 sl;
+	__u8 reserved[5];
+	__u8 mad[VHCA_MAD_SIZE];
+};
 
 /* ---- events ---------------------------------------------------------------------- */
 
@@ -248,6 +338,8 @@ enum vhca_devcmd_event_type {
 	VHCA_DEVCMD_EV_ASYNC = 2,
 	/* The function changed (@event: GID, P_Key, port): query it again. */
 	VHCA_DEVCMD_EV_FUNCTION = 3,
+	/* QP1 of the function received MADs: take them with RECV_MAD. */
+	VHCA_DEVCMD_EV_MAD = 4,
 };
 
 struct vhca_devcmd_event {

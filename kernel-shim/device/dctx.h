@@ -92,6 +92,12 @@ struct vhca_event_sink {
 	/* An affiliated asynchronous event (enum ibv_event_type). */
 	void (*async)(struct vhca_dctx *dctx, uint32_t handle,
 		      uint64_t user_handle, uint32_t event_type);
+	/*
+	 * Optional, of the function rather than a context: QP1 of @fn
+	 * received MADs (gsi.h).  Called with pf->lock held shared, from
+	 * the sender's command; must not block.
+	 */
+	void (*mad)(struct vhca_dev *fn);
 };
 
 /* Engine scheduling state (engine.c). */

@@ -12,13 +12,17 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/socket.h>
+
 #include "cq.h"
 #include "devcmd.h"
 #include "engine.h"
+#include "gsi.h"
 #include "limits.h"
 #include "mr.h"
 #include "qp.h"
 #include "srq.h"
+#include "switch.h"
 #include "vm.h"
 
 /* One command being run. */
@@ -221,6 +225,138 @@ static int query_counters(struct devcmd_call *c)
 	     i++)
 		out->value[i] = atomic_load(&c->port->fn->counters.value[i]);
 	return 0;
+}
+
+/* ---- addresses and QP1 (the GSI) ---------------------------------------------------- */
+
+static int query_addrs(struct devcmd_call *c)
+{
+	struct vhca_devcmd_addrs *out = c->out;
+	struct vhca_dev *fn = c->port->fn;
+
+	pthread_rwlock_rdlock(&fn->pf->lock);
+	for (unsigned int i = 0; i < fn->num_addrs && i < VHCA_DEVCMD_ADDRS_MAX;
+	     i++) {
+		out->addr[i].family = fn->addrs[i].family;
+		out->addr[i].prefix_len = fn->addrs[i].prefix_len;
+		memcpy(out->addr[i].addr, fn->addrs[i].addr, 16);
+		out->count++;
+	}
+	pthread_rwlock_unlock(&fn->pf->lock);
+	return 0;
+}
+
+/* enum ibv_rate of a port's width and lane speed (IBTA 14.2.5.6). */
+static uint8_t port_rate(const struct vhca_port *port)
+{
+	static const struct { uint8_t speed; unsigned int mbps; } lanes[] = {
+		{ 1, 2500 }, { 2, 5000 }, { 4, 10000 }, { 8, 10000 },
+		{ 16, 14000 }, { 32, 25000 }, { 64, 50000 },
+	};
+	static const struct { unsigned int mbps; uint8_t rate; } rates[] = {
+		{ 2500, 2 }, { 5000, 5 }, { 10000, 3 }, { 14000, 11 },
+		{ 20000, 6 }, { 25000, 15 }, { 30000, 4 }, { 40000, 7 },
+		{ 50000, 20 }, { 56000, 12 }, { 60000, 8 }, { 80000, 9 },
+		{ 100000, 16 }, { 112000, 13 }, { 120000, 10 },
+		{ 200000, 17 }, { 300000, 18 },
+	};
+	unsigned int width = port->active_width == 1 ? 1 :
+			     port->active_width == 2 ? 4 :
+			     port->active_width == 4 ? 8 : 12, mbps = 0;
+
+	for (size_t i = 0; i < sizeof(lanes) / sizeof(lanes[0]); i++)
+		if (lanes[i].speed == port->active_speed)
+			mbps = width * lanes[i].mbps;
+	for (size_t i = 0; i < sizeof(rates) / sizeof(rates[0]); i++)
+		if (rates[i].mbps == mbps)
+			return rates[i].rate;
+	return 0;	/* IBV_RATE_MAX: whatever the port does */
+}
+
+/* Does any entry of @dev's P_Key table admit @pkey (IBTA 10.9.3)? */
+static bool in_partition(const struct vhca_dev *dev, uint16_t pkey)
+{
+	for (uint16_t i = 0; i < VHCA_PKEY_TABLE_LEN; i++)
+		if (vhca_pkey_match(vhca_port_pkey(dev, i), pkey))
+			return true;
+	return false;
+}
+
+static uint64_t be64_at(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/*
+ * ARP on the port's IPoIB partition and the SA's answer for the path, in
+ * one: who holds the address (or GID), reachable in @pkey's partition.
+ */
+static int resolve_addr(struct devcmd_call *c)
+{
+	const struct vhca_devcmd_resolve *in = c->body;
+	struct vhca_devcmd_path *out = c->out;
+	struct vhca_dev *src = c->port->fn, *dst = NULL;
+	struct vhca_ip_addr ip = { 0 };
+	uint16_t pkey;
+	int ret = 0;
+
+	if (in->kind == VHCA_DEVCMD_RESOLVE_IP) {
+		ip.family = in->family;
+		ip.prefix_len = in->family == AF_INET ? 32 : 128;
+		memcpy(ip.addr, in->addr, 16);
+		if (!vhca_ip_addr_valid(&ip))
+			return -EINVAL;
+	} else if (in->kind != VHCA_DEVCMD_RESOLVE_GID || in->family) {
+		return -EINVAL;
+	}
+	pthread_rwlock_rdlock(&src->pf->lock);
+	pkey = in->pkey ? in->pkey : vhca_port_pkey(src, 0);
+	if (!vhca_port_active(src)) {
+		ret = -ENETDOWN;
+		goto out;
+	}
+	if (in->kind == VHCA_DEVCMD_RESOLVE_IP)
+		dst = vhca_pf_dev_by_addr(src->pf, &ip);
+	else
+		dst = vhca_pf_dev_by_gid(src->pf, be64_at(in->addr),
+					 be64_at(in->addr + 8));
+	/* Not in our partition, or without link: no ARP answer comes. */
+	if (!dst || !vhca_port_active(dst) || !in_partition(src, pkey) ||
+	    !in_partition(dst, pkey)) {
+		ret = -EHOSTUNREACH;
+		goto out;
+	}
+	*out = (struct vhca_devcmd_path){
+		.subnet_prefix = VHCA_SUBNET_PREFIX,
+		.sgid_guid = src->port_guid,
+		.dgid_guid = dst->port_guid,
+		.dst_node_guid = dst->node_guid,
+		.slid = src->port.lid,
+		.dlid = dst->port.lid,
+		.pkey = pkey,
+		.mtu = src->port.active_mtu < dst->port.active_mtu ?
+			       src->port.active_mtu : dst->port.active_mtu,
+		.rate = port_rate(&dst->port),
+		/* One switch hop: 4.096 us * 2^13 = 33 ms is generous. */
+		.packet_life_time = 13,
+	};
+out:
+	pthread_rwlock_unlock(&src->pf->lock);
+	return ret;
+}
+
+static int send_mad(struct devcmd_call *c)
+{
+	return vhca_gsi_send(c->port->fn, c->body);
+}
+
+static int recv_mad(struct devcmd_call *c)
+{
+	return vhca_gsi_recv(c->port->fn, c->out);
 }
 
 /* ---- contexts ----------------------------------------------------------------------- */
@@ -545,6 +681,12 @@ static const struct devcmd_desc devcmds[VHCA_DEVCMD_OP_MAX] = {
 	    query_function),
 	CMD(QUERY_COUNTERS, 0, sizeof(struct vhca_devcmd_counters), false,
 	    query_counters),
+	CMD(QUERY_ADDRS, 0, sizeof(struct vhca_devcmd_addrs), false,
+	    query_addrs),
+	CMD(RESOLVE_ADDR, sizeof(struct vhca_devcmd_resolve),
+	    sizeof(struct vhca_devcmd_path), false, resolve_addr),
+	CMD(SEND_MAD, sizeof(struct vhca_devcmd_mad), 0, false, send_mad),
+	CMD(RECV_MAD, 0, sizeof(struct vhca_devcmd_mad), false, recv_mad),
 	CMD_MEM(OPEN_CONTEXT, sizeof(struct vhca_devcmd_open_context),
 	    sizeof(struct vhca_devcmd_context_out), false, open_context),
 	CMD(CLOSE_CONTEXT, 0, 0, true, close_context_cmd),

@@ -100,6 +100,7 @@ static void init_identity(struct vhca_dev *dev, struct vhca_pf *pf,
 	atomic_init(&dev->stats.pds, 0);
 	atomic_init(&dev->stats.mrs, 0);
 	atomic_init(&dev->stats.comp_channels, 0);
+	vhca_gsi_init(&dev->gsi);
 }
 
 static char *host_name(char *buf, size_t len)
@@ -195,6 +196,7 @@ static struct vhca_dev *create_vf(struct vhca_pf *pf, unsigned int vf_index)
 		index = pf->hooks.claim_uverbs(pf->hooks.arg);
 	if (index < 0) {
 		vhca_dev_close_port(vf);
+		vhca_gsi_fini(&vf->gsi);
 		free(vf);
 		errno = -index;
 		return NULL;
@@ -207,8 +209,11 @@ static void destroy_vf(struct vhca_pf *pf, struct vhca_dev *vf)
 {
 	/* Only VFs without open files go: their contexts are gone too. */
 	assert(!vf->listeners);
+	if (pf->hooks.dev_removed)
+		pf->hooks.dev_removed(pf->hooks.arg, vf);
 	pf->hooks.release_uverbs(pf->hooks.arg, vf->uverbs_index);
 	vhca_dev_close_port(vf);
+	vhca_gsi_fini(&vf->gsi);
 	free(vf);
 }
 
@@ -295,8 +300,11 @@ void vhca_pf_fini(struct vhca_pf *pf)
 {
 	pthread_rwlock_wrlock(&pf->lock);
 	destroy_vfs(pf);
+	if (pf->hooks.dev_removed)
+		pf->hooks.dev_removed(pf->hooks.arg, &pf->dev);
 	pf->hooks.release_uverbs(pf->hooks.arg, pf->dev.uverbs_index);
 	vhca_dev_close_port(&pf->dev);
+	vhca_gsi_fini(&pf->dev.gsi);
 	pthread_rwlock_unlock(&pf->lock);
 	pthread_rwlock_destroy(&pf->lock);
 }
@@ -409,6 +417,8 @@ struct vf_shadow {
 	uint64_t port_guid;
 	enum vhca_vf_policy policy;
 	uint16_t pkeys[VHCA_PKEY_TABLE_LEN];
+	unsigned int num_addrs;
+	struct vhca_ip_addr addrs[VHCA_ADDRS_MAX];
 };
 
 static bool guid_valid(uint64_t guid)
@@ -467,6 +477,15 @@ static int validate_shadow(const struct vhca_pf *pf,
 			return -EINVAL;
 		if (!pkey_table_valid(s->pkeys))
 			return -EINVAL;
+		/* An address belongs to one port of the subnet, like an IP. */
+		if (vhca_ip_addrs_check(s->addrs, s->num_addrs))
+			return -EINVAL;
+		for (unsigned int a = 0; a < s->num_addrs; a++)
+			for (unsigned int j = 0; j < i; j++)
+				for (unsigned int b = 0; b < vfs[j].num_addrs; b++)
+					if (vhca_ip_addr_same(&s->addrs[a],
+							      &vfs[j].addrs[b]))
+						return -EINVAL;
 	}
 	return 0;
 }
@@ -532,12 +551,17 @@ static void commit_vf(struct vhca_pf *pf, struct vhca_dev *vf,
 	bool gid_changed = vf->port_guid != s->port_guid;
 	bool pkeys_changed = memcmp(vf->port.pkeys, s->pkeys,
 				    sizeof(s->pkeys)) != 0;
+	bool addrs_changed = vf->num_addrs != s->num_addrs ||
+			     memcmp(vf->addrs, s->addrs,
+				    s->num_addrs * sizeof(s->addrs[0]));
 	bool is_active;
 
 	vf->node_guid = s->node_guid;
 	vf->port_guid = s->port_guid;
 	vf->policy = s->policy;
 	memcpy(vf->port.pkeys, s->pkeys, sizeof(s->pkeys));
+	memcpy(vf->addrs, s->addrs, sizeof(s->addrs));
+	vf->num_addrs = s->num_addrs;
 	apply_policy(pf, vf);
 	is_active = vf->port.state == IBV_PORT_ACTIVE;
 
@@ -548,6 +572,8 @@ static void commit_vf(struct vhca_pf *pf, struct vhca_dev *vf,
 		vhca_dev_notify(vf, VHCA_CHANGE_GID);
 	if (pkeys_changed)
 		vhca_dev_notify(vf, VHCA_CHANGE_PKEY);
+	if (addrs_changed)
+		vhca_dev_notify(vf, VHCA_CHANGE_ADDR);
 	if (is_active && !was_active)
 		vhca_dev_notify(vf, VHCA_CHANGE_PORT_ACTIVE);
 }
@@ -572,6 +598,8 @@ static int apply_plan_locked(struct vhca_pf *pf, const struct vhca_plan *plan)
 		vfs[i].port_guid = vf->port_guid;
 		vfs[i].policy = vf->policy;
 		memcpy(vfs[i].pkeys, vf->port.pkeys, sizeof(vfs[i].pkeys));
+		memcpy(vfs[i].addrs, vf->addrs, sizeof(vfs[i].addrs));
+		vfs[i].num_addrs = vf->num_addrs;
 	}
 	for (unsigned int i = 0; i < plan->count; i++) {
 		const struct vhca_vf_plan *p = &plan->vfs[i];
@@ -585,6 +613,16 @@ static int apply_plan_locked(struct vhca_pf *pf, const struct vhca_plan *plan)
 			s->policy = p->policy;
 		if (p->set & VHCA_PLAN_PKEYS)
 			memcpy(s->pkeys, p->pkeys, sizeof(s->pkeys));
+		if (p->set & VHCA_PLAN_ADDRS) {
+			if (p->num_addrs > VHCA_ADDRS_MAX) {
+				free(vfs);
+				return -EINVAL;
+			}
+			memset(s->addrs, 0, sizeof(s->addrs));
+			memcpy(s->addrs, p->addrs,
+			       p->num_addrs * sizeof(p->addrs[0]));
+			s->num_addrs = p->num_addrs;
+		}
 	}
 	ret = validate_shadow(pf, vfs);
 	if (!ret)
@@ -665,4 +703,16 @@ int vhca_pf_set_vf_pkey(struct vhca_pf *pf, unsigned int vf,
 	if (index >= VHCA_PKEY_TABLE_LEN)
 		return -EINVAL;
 	return set_one(pf, &p, (int)index, pkey);
+}
+
+int vhca_pf_set_vf_addrs(struct vhca_pf *pf, unsigned int vf,
+			 const struct vhca_ip_addr *addrs, unsigned int n)
+{
+	struct vhca_vf_plan p = { .vf = vf, .set = VHCA_PLAN_ADDRS,
+				  .num_addrs = n };
+
+	if (n > VHCA_ADDRS_MAX)
+		return -EINVAL;
+	memcpy(p.addrs, addrs, n * sizeof(addrs[0]));
+	return set_one(pf, &p, -1, 0);
 }

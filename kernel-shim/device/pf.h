@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "gsi.h"
 #include "limits.h"
 
 #define VHCA_MAX_VFS 127		/* sriov_totalvfs default */
@@ -41,6 +42,8 @@
 #define VHCA_VENDOR_PART_ID 0x1ca1
 #define VHCA_HW_VER 1
 #define VHCA_BOARD_ID "VHCA-0001"
+/* IP addresses a VF's port may hold (its IPoIB interface's, addr.c). */
+#define VHCA_ADDRS_MAX 8
 
 enum vhca_vf_policy {
 	VHCA_POLICY_DOWN,
@@ -92,6 +95,14 @@ enum vhca_change {
 	VHCA_CHANGE_PKEY,	/* P_Key table (IBV_EVENT_PKEY_CHANGE) */
 	VHCA_CHANGE_PORT_ACTIVE,	/* port went ACTIVE (IBV_EVENT_PORT_ACTIVE) */
 	VHCA_CHANGE_PORT_ERR,	/* port left ACTIVE (IBV_EVENT_PORT_ERR) */
+	VHCA_CHANGE_ADDR,	/* its IP addresses (no verbs event) */
+};
+
+/* An IP address of a port, as `ip addr` shows it (addr.c). */
+struct vhca_ip_addr {
+	uint8_t family;		/* AF_INET or AF_INET6 */
+	uint8_t prefix_len;	/* at most 32 or 128 */
+	uint8_t addr[16];	/* network order; IPv4 in the first 4 bytes */
 };
 
 /* Resource counts of a device, for the status view and leak tests. */
@@ -139,6 +150,10 @@ struct vhca_dev {
 	char node_desc[64];
 	enum vhca_vf_policy policy;	/* VFs only */
 	struct vhca_port port;		/* one port, number 1 */
+	/* IPoIB addresses of the port, provisioned through the PF */
+	struct vhca_ip_addr addrs[VHCA_ADDRS_MAX];
+	unsigned int num_addrs;
+	struct vhca_gsi gsi;		/* QP1's receive queue (gsi.h) */
 	/*
 	 * Users that pin the device: open command files, and device
 	 * contexts until their last reference (a packet in flight to them).
@@ -170,6 +185,11 @@ struct vhca_pf_hooks {
 	 */
 	void (*dev_changed)(void *arg, struct vhca_dev *dev,
 			    enum vhca_change what);
+	/*
+	 * Optional: @dev is about to be freed (a VF destroyed), with
+	 * pf->lock held exclusive; whoever kept its pointer forgets it.
+	 */
+	void (*dev_removed)(void *arg, struct vhca_dev *dev);
 	/* Where events of vhcad's own driver's contexts go (in-process). */
 	const struct vhca_event_sink *sink;
 	void *arg;
@@ -255,12 +275,48 @@ int vhca_pf_set_vf_policy(struct vhca_pf *pf, unsigned int vf,
 			  enum vhca_vf_policy policy);
 int vhca_pf_set_vf_pkey(struct vhca_pf *pf, unsigned int vf,
 			unsigned int index, uint16_t pkey);
+/*
+ * The VF's whole address list (@n <= VHCA_ADDRS_MAX).  An address is
+ * valid when it is a unicast address of its family (not unspecified,
+ * loopback, multicast or IPv4 broadcast) with a prefix length the family
+ * allows, and it is held by one port of the PF at most.
+ */
+int vhca_pf_set_vf_addrs(struct vhca_pf *pf, unsigned int vf,
+			 const struct vhca_ip_addr *addrs, unsigned int n);
+
+/* ---- addresses (addr.c); callers hold pf->lock (shared or exclusive) ---- */
+
+bool vhca_ip_addr_valid(const struct vhca_ip_addr *a);
+bool vhca_ip_addr_same(const struct vhca_ip_addr *a,
+		       const struct vhca_ip_addr *b);	/* ignores prefixes */
+/* Does @prefix (an address and its length) contain @addr? */
+bool vhca_ip_addr_in_prefix(const struct vhca_ip_addr *prefix,
+			    const struct vhca_ip_addr *addr);
+/* The function whose port holds @a (family and bytes), or NULL. */
+struct vhca_dev *vhca_pf_dev_by_addr(struct vhca_pf *pf,
+				     const struct vhca_ip_addr *a);
+/* The function whose port GID 0 is @prefix:@guid, or NULL. */
+struct vhca_dev *vhca_pf_dev_by_gid(struct vhca_pf *pf, uint64_t prefix,
+				    uint64_t guid);
+/*
+ * Validates a whole list of one function: each valid, none twice.
+ * -EINVAL otherwise.
+ */
+int vhca_ip_addrs_check(const struct vhca_ip_addr *addrs, unsigned int n);
+/*
+ * "10.0.0.1/24" or "fd00::1/64" (a missing prefix means /32 or /128);
+ * 0 or -EINVAL.  Formats into @buf (at least 64 bytes).
+ */
+int vhca_ip_addr_parse(const char *text, size_t len, struct vhca_ip_addr *a);
+void vhca_ip_addr_format(const struct vhca_ip_addr *a, char *buf,
+			 size_t len);
 
 /* One VF's part of a plan; .set says which fields apply. */
 #define VHCA_PLAN_NODE_GUID 0x1u
 #define VHCA_PLAN_PORT_GUID 0x2u
 #define VHCA_PLAN_POLICY 0x4u
 #define VHCA_PLAN_PKEYS 0x8u	/* the whole table */
+#define VHCA_PLAN_ADDRS 0x10u	/* the whole address list */
 struct vhca_vf_plan {
 	unsigned int vf;
 	unsigned int set;
@@ -268,6 +324,8 @@ struct vhca_vf_plan {
 	uint64_t port_guid;
 	enum vhca_vf_policy policy;
 	uint16_t pkeys[VHCA_PKEY_TABLE_LEN];
+	unsigned int num_addrs;
+	struct vhca_ip_addr addrs[VHCA_ADDRS_MAX];
 };
 
 struct vhca_plan {

@@ -13,6 +13,7 @@
 
 #include <infiniband/verbs.h>
 
+#include "cm.h"
 #include "context.h"
 #include "device.h"
 #include "device/limits.h"
@@ -187,6 +188,7 @@ static void sink_async(struct vhca_dctx *dctx, uint32_t handle,
 const struct vhca_event_sink vhca_ucontext_sink = {
 	.comp = sink_comp,
 	.async = sink_async,
+	.mad = cm_note_mads,	/* QP1's MADs are the CM's (cm.h) */
 };
 
 struct vhca_dctx *vhca_ucontext_dctx(struct vhca_ucontext *uctx)

@@ -588,3 +588,10 @@ int vhca_peer_take_eventfd(const struct vhca_peer *peer, int guest_fd)
 	return keep_if(peer, fd,
 		       strcmp(link, "anon_inode:[eventfd]") ? -EINVAL : 0);
 }
+
+int vhca_peer_take_any_fd(const struct vhca_peer *peer, int guest_fd)
+{
+	int fd = take_fd(peer, guest_fd);
+
+	return fd < 0 ? fd : keep_if(peer, fd, 0);
+}

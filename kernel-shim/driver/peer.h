@@ -142,6 +142,9 @@ int vhca_peer_take_memfd(const struct vhca_peer *peer, int guest_fd,
 /* Takes an eventfd from the peer; -EINVAL if @guest_fd is not one. */
 int vhca_peer_take_eventfd(const struct vhca_peer *peer, int guest_fd);
 
+/* Takes whatever @guest_fd is; the caller checks what it got. */
+int vhca_peer_take_any_fd(const struct vhca_peer *peer, int guest_fd);
+
 /* The peer's pidfd: polls readable once the process has exited. */
 int vhca_peer_pidfd(const struct vhca_peer *peer);
 

@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -65,7 +66,7 @@ static bool match_name(struct node_ref child, const char *name, void *arg)
 
 static bool is_writable(struct node_ref ref)
 {
-	return ref.kind == N_UVERBS_CMD || sysfs_type_of(ref)->store;
+	return sysfs_is_cmd_file(ref) || sysfs_type_of(ref)->store;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -476,6 +477,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	if (ref.kind == N_UVERBS_CMD)
 		sysfs_open_cmd_file(req, fs, ref, fi);
+	else if (ref.kind == N_RDMA_CM_CMD)
+		sysfs_open_ucma(req, fs, fi);
 	else
 		open_attribute(req, fs, ref, fi);
 }
@@ -486,7 +489,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct vhca_sysfs *fs = fuse_req_userdata(req);
 
 	/* Responses go to the caller's memory, never through read(). */
-	if (sysfs_ino_to_ref(ino).kind == N_UVERBS_CMD)
+	if (sysfs_is_cmd_file(sysfs_ino_to_ref(ino)))
 		fuse_reply_err(req, EINVAL);
 	else
 		read_attribute(req, fs, (struct attr_file *)(uintptr_t)fi->fh,
@@ -501,6 +504,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	if (sysfs_ino_to_ref(ino).kind == N_UVERBS_CMD)
 		sysfs_write_cmd_file(req, (struct cmd_file *)(uintptr_t)fi->fh,
 				     buf, size);
+	else if (sysfs_ino_to_ref(ino).kind == N_RDMA_CM_CMD)
+		sysfs_write_ucma(req, fi, buf, size);
 	else
 		write_attribute(req, fs, (struct attr_file *)(uintptr_t)fi->fh,
 				buf, size);
@@ -514,8 +519,28 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 				       (struct cmd_file *)(uintptr_t)fi->fh);
 		return;
 	}
+	if (sysfs_ino_to_ref(ino).kind == N_RDMA_CM_CMD) {
+		sysfs_release_ucma(req, fi);
+		return;
+	}
 	free_attr_file((struct attr_file *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
+}
+
+/*
+ * The rdma_cm file polls for events; everything else is always ready.
+ * (An ENOSYS here would turn poll off for the whole mount.)
+ */
+static void op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		    struct fuse_pollhandle *ph)
+{
+	if (sysfs_ino_to_ref(ino).kind == N_RDMA_CM_CMD) {
+		sysfs_poll_ucma(req, fi, ph);
+		return;
+	}
+	if (ph)
+		fuse_pollhandle_destroy(ph);
+	fuse_reply_poll(req, POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM);
 }
 
 /*
@@ -559,6 +584,7 @@ static const struct fuse_lowlevel_ops sysfs_ops = {
 	.readdir = op_readdir,
 	.releasedir = op_releasedir,
 	.ioctl = op_ioctl,
+	.poll = op_poll,
 };
 
 /* ---- session lifetime ----------------------------------------------------------------- */
@@ -595,6 +621,7 @@ int vhca_sysfs_mount(struct vhca_sysfs **out, struct vhca_pf *pf,
 		fuse_session_destroy(fs->se);
 		goto err;
 	}
+	sysfs_ucma_mounted(mountpoint);
 	*out = fs;
 	return 0;
 

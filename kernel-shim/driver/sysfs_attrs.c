@@ -20,6 +20,8 @@
 #include <vhca/abi.h>
 #include <vhca/text.h>
 
+#include "ucma.h"
+
 #include "device/pf.h"
 #include "rundir.h"
 #include "device.h"
@@ -35,6 +37,12 @@
 static int show_core_abi(const struct node_ctx *c, FILE *out)
 {
 	fprintf(out, "%d\n", VHCA_UVERBS_CORE_ABI_VERSION);
+	return 0;
+}
+
+static int show_ucma_abi(const struct node_ctx *c, FILE *out)
+{
+	fprintf(out, "%d\n", UCMA_ABI_VERSION);
 	return 0;
 }
 
@@ -443,6 +451,22 @@ static int store_vf_port(struct vhca_sysfs *fs, struct node_ref ref,
 	return ret ? ret : vhca_pf_set_vf_port_guid(fs->pf, ref.vf, guid);
 }
 
+static int show_port_ip_addrs(const struct node_ctx *c, FILE *out)
+{
+	return sysfs_show_addrs(c->dev, out);
+}
+
+static int show_vf_ip(const struct node_ctx *c, FILE *out)
+{
+	return sysfs_show_addrs(c->vf, out);
+}
+
+static int store_vf_ip(struct vhca_sysfs *fs, struct node_ref ref,
+		       const char *buf, size_t len)
+{
+	return sysfs_store_vf_addrs(fs, ref.vf, buf, len);
+}
+
 static int store_vf_policy(struct vhca_sysfs *fs, struct node_ref ref,
 			   const char *buf, size_t len)
 {
@@ -485,6 +509,16 @@ static int print_status_line(struct vhca_dev *dev, void *arg)
 static int show_status(const struct node_ctx *c, FILE *out)
 {
 	return vhca_pf_for_each_dev(c->pf, print_status_line, out);
+}
+
+/* The rdma_cm's ids, for the admin and for tests (waiting for a listener). */
+static int show_cm_status(const struct node_ctx *c, FILE *out)
+{
+	unsigned int ids, listeners;
+
+	cma_stats(&ids, &listeners);
+	fprintf(out, "ids %u\nlisteners %u\n", ids, listeners);
+	return 0;
 }
 
 /* ---- the node table ------------------------------------------------------------ */
@@ -541,6 +575,7 @@ const struct node_type sysfs_node_types[N_KINDS] = {
 	[N_PORT_RATE] = RO_NODE(N_PORT, "rate", show_port_rate),
 	[N_PORT_LINK_LAYER] = RO_NODE(N_PORT, "link_layer",
 				      show_port_link_layer),
+	[N_PORT_IP_ADDRS] = RO_NODE(N_PORT, "ip_addrs", show_port_ip_addrs),
 	[N_GIDS] = DIR_NODE(N_PORT, "gids"),
 	[N_GID] = { .parent = N_GIDS, .naming = NAME_INDEX,
 		    .count = VHCA_GID_TABLE_LEN, .mode = RO_MODE,
@@ -578,14 +613,23 @@ const struct node_type sysfs_node_types[N_KINDS] = {
 	[N_VF_PORT] = RW_NODE(N_VF, "port", show_vf_port, store_vf_port),
 	[N_VF_POLICY] = RW_NODE(N_VF, "policy", show_vf_policy,
 				store_vf_policy),
+	[N_VF_IP] = RW_NODE(N_VF, "ip", show_vf_ip, store_vf_ip),
 	[N_VF_PKEYS] = DIR_NODE(N_VF, "pkeys"),
 	[N_VF_PKEY] = { .parent = N_VF_PKEYS, .naming = NAME_INDEX,
 			.count = VHCA_PKEY_TABLE_LEN, .mode = RW_MODE,
 			.show = show_vf_pkey, .store = store_vf_pkey },
 
+	/* The rdma_cm misc device: librdmacm reads its ABI here (ucma.h). */
+	[N_MISC_CLASS] = DIR_NODE(N_CLASS, "misc"),
+	[N_RDMA_CM] = DIR_NODE(N_MISC_CLASS, "rdma_cm"),
+	[N_RDMA_CM_ABI] = RO_NODE(N_RDMA_CM, "abi_version", show_ucma_abi),
+	[N_RDMA_CM_CMD] = { .parent = N_RDMA_CM, .name = VHCA_CMD_FILE_NAME,
+			    .mode = S_IFREG | 0666 },
+
 	[N_MODULE] = DIR_NODE(N_ROOT, "module"),
 	[N_MODULE_VHCA] = DIR_NODE(N_MODULE, "vhca"),
 	[N_STATUS] = RO_NODE(N_MODULE_VHCA, "status", show_status),
+	[N_CM_STATUS] = RO_NODE(N_MODULE_VHCA, "rdma_cm", show_cm_status),
 };
 
 /* ---- rendering ------------------------------------------------------------------ */

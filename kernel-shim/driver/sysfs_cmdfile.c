@@ -136,21 +136,28 @@ void sysfs_open_cmd_file(fuse_req_t req, struct vhca_sysfs *fs,
 	track_cmd_file(fs, file);
 	fi->fh = (uintptr_t)file;
 	/*
-	 * Every write must reach us, synchronously and unmerged, and writes
-	 * of different threads and processes must run in parallel: a
-	 * CREATE_COMP_CHANNEL waiting for its pool to be refilled must not
-	 * hold out the provider's ADD_CHANNELS on the same file.  libfuse
-	 * 3.14 cannot express FOPEN_PARALLEL_DIRECT_WRITES (kernel 6.2+),
-	 * so the open reply is sent as raw bytes.
+	 * A CREATE_COMP_CHANNEL waiting for its pool to be refilled must not
+	 * hold out the provider's ADD_CHANNELS on the same file.
 	 */
+	if (sysfs_reply_open_stream(req, fi->fh))
+		close_cmd_file(fs, file);	/* the opener is gone */
+}
+
+/*
+ * Every write must reach us, synchronously and unmerged, and writes of
+ * different threads and processes must run in parallel.  libfuse 3.14
+ * cannot express FOPEN_PARALLEL_DIRECT_WRITES (kernel 6.2+), so the open
+ * reply is sent as raw bytes.
+ */
+int sysfs_reply_open_stream(fuse_req_t req, uint64_t fh)
+{
 	struct fuse_open_out out = {
-		.fh = fi->fh,
+		.fh = fh,
 		.open_flags = FOPEN_DIRECT_IO | FOPEN_NONSEEKABLE |
 			      FOPEN_STREAM | FOPEN_PARALLEL_DIRECT_WRITES,
 	};
 
-	if (fuse_reply_buf(req, (const char *)&out, sizeof(out)))
-		close_cmd_file(fs, file);	/* the opener is gone */
+	return fuse_reply_buf(req, (const char *)&out, sizeof(out));
 }
 
 static void run_cmd(struct vhca_cmdq_item *item)

@@ -70,6 +70,7 @@ enum node_kind {
 	N_PORT_CAP_MASK,
 	N_PORT_RATE,
 	N_PORT_LINK_LAYER,
+	N_PORT_IP_ADDRS,
 	N_GIDS,
 	N_GID,
 	N_GID_ATTRS,
@@ -89,11 +90,17 @@ enum node_kind {
 	N_VF_NODE,
 	N_VF_PORT,
 	N_VF_POLICY,
+	N_VF_IP,
 	N_VF_PKEYS,
 	N_VF_PKEY,
 	N_MODULE,
 	N_MODULE_VHCA,
 	N_STATUS,
+	N_CM_STATUS,
+	N_MISC_CLASS,
+	N_RDMA_CM,
+	N_RDMA_CM_ABI,
+	N_RDMA_CM_CMD,
 	N_KINDS
 };
 
@@ -217,8 +224,34 @@ void sysfs_open_cmd_file(fuse_req_t req, struct vhca_sysfs *fs,
 void sysfs_write_cmd_file(fuse_req_t req, struct cmd_file *file,
 			  const char *buf, size_t size);
 void sysfs_release_cmd_file(fuse_req_t req, struct cmd_file *file);
+/* The open reply of a command file (direct, stream, parallel writes). */
+int sysfs_reply_open_stream(fuse_req_t req, uint64_t fh);
 
 /* At unmount: releases the contexts of command files still open. */
 void sysfs_release_abandoned_cmd_files(struct vhca_sysfs *fs);
+
+/* ---- sysfs_addrs.c: a port's IP addresses (pf->lock held) ---------------------- */
+
+int sysfs_show_addrs(const struct vhca_dev *dev, FILE *out);
+int sysfs_store_vf_addrs(struct vhca_sysfs *fs, unsigned int vf,
+			 const char *buf, size_t len);
+
+/* ---- sysfs_ucma.c: the rdma_cm command file (ref: N_RDMA_CM_CMD) --------------- */
+
+void sysfs_open_ucma(fuse_req_t req, struct vhca_sysfs *fs,
+		     struct fuse_file_info *fi);
+void sysfs_write_ucma(fuse_req_t req, struct fuse_file_info *fi,
+		      const char *buf, size_t size);
+void sysfs_release_ucma(fuse_req_t req, struct fuse_file_info *fi);
+void sysfs_poll_ucma(fuse_req_t req, struct fuse_file_info *fi,
+		     struct fuse_pollhandle *ph);
+/* Once the view is mounted at @sys_path: learns the file's inode. */
+void sysfs_ucma_mounted(const char *sys_path);
+
+/* Is @ref one of the command files (never rendered, huge, writable)? */
+static inline bool sysfs_is_cmd_file(struct node_ref ref)
+{
+	return ref.kind == N_UVERBS_CMD || ref.kind == N_RDMA_CM_CMD;
+}
 
 #endif /* VHCA_SYSFS_NODES_H */

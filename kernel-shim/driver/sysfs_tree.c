@@ -237,13 +237,13 @@ void sysfs_fill_stat(const struct vhca_sysfs *fs, struct node_ref ref,
 	st->st_mode = type->mode;
 	st->st_nlink = S_ISDIR(type->mode) ? 2 : 1;
 	st->st_blksize = ATTR_FILE_SIZE;
-	if (S_ISREG(type->mode) && ref.kind != N_UVERBS_CMD)
+	if (S_ISREG(type->mode) && !sysfs_is_cmd_file(ref))
 		st->st_size = ATTR_FILE_SIZE;
 	/*
 	 * The kernel takes the inode lock exclusive for a write past EOF even
 	 * with parallel direct writes; a huge size keeps every write inside.
 	 */
-	if (ref.kind == N_UVERBS_CMD)
+	if (sysfs_is_cmd_file(ref))
 		st->st_size = 1LL << 40;
 
 	/*

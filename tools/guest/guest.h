@@ -26,6 +26,8 @@
 #define GUEST_VF_PREFIX GUEST_PF_NAME "_vf"
 #define GUEST_UVERBS_DIR "/dev/infiniband"
 #define GUEST_UVERBS_PREFIX "uverbs"
+#define GUEST_RDMA_CM_NODE GUEST_UVERBS_DIR "/rdma_cm"
+#define GUEST_RDMA_CM_DIR "class/misc/rdma_cm"	/* in the sysfs view */
 /* A name becomes the guest's hostname: RFC 1123 characters, one to 63. */
 #define GUEST_NAME_MAX 63
 #define GUEST_SHARES_MAX 16

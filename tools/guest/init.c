@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,9 +24,11 @@
 #include <linux/securebits.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include "cm_supervise.h"
 #include "guest.h"
 
 /*
@@ -131,14 +134,24 @@ static void set_guest_environment(const struct guest *g)
 	}
 }
 
-/* CMD, in a child: its errno goes to @exec_fd (close-on-exec) if it fails. */
-static _Noreturn void exec_cmd(const struct guest *g, int exec_fd)
+/*
+ * CMD, in a child: its errno goes to @exec_fd (close-on-exec) if it fails.
+ * It runs under the rdma_cm filter, whose listener goes out on @sup_fd.
+ */
+static _Noreturn void exec_cmd(const struct guest *g, int exec_fd,
+			       int sup_fd)
 {
 	sigset_t none;
 	int err;
 
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* Without the filter CMD runs all the same, only without rdma_cm. */
+	err = cm_sup_install(sup_fd);
+	if (err)
+		fprintf(stderr, "vhca-guest: no rdma_cm for %s: %s\n",
+			g->cmd[0], strerror(-err));
+	close(sup_fd);
 	execvp(g->cmd[0], g->cmd);
 	err = errno;
 	if (write(exec_fd, &err, sizeof(err)) != sizeof(err)) {
@@ -147,22 +160,58 @@ static _Noreturn void exec_cmd(const struct guest *g, int exec_fd)
 	_exit(GUEST_EXIT_CANNOT_EXECUTE);
 }
 
+/*
+ * The rdma_cm supervisor (cm_supervise.h), a child of ours beside CMD:
+ * it serves until no process of the guest is under the filter, and the
+ * guest ends with us, so it outlives everything it serves.
+ */
+static void start_supervisor(const struct guest *g, int sup_fd)
+{
+	char path[PATH_MAX];
+	int listener;
+	pid_t pid;
+
+	listener = cm_sup_receive(sup_fd);
+	close(sup_fd);
+	if (listener < 0)
+		return;		/* CMD failed before exec: it says why */
+	snprintf(path, sizeof(path), "%s/" GUEST_RDMA_CM_DIR "/vhca_cmd",
+		 g->sys_path);
+	pid = fork();
+	if (pid < 0)
+		guest_fail("cannot start the rdma_cm supervisor: %s",
+			   strerror(errno));
+	if (pid == 0) {
+		int ret = cm_sup_serve(listener, path, g->node_rdev);
+
+		if (ret)
+			fprintf(stderr, "vhca-guest: rdma_cm supervisor: %s\n",
+				strerror(-ret));
+		_exit(ret ? GUEST_EXIT_FAILED : 0);
+	}
+	close(listener);
+}
+
 static pid_t start_cmd(const struct guest *g)
 {
-	int exec_pipe[2], err;
+	int exec_pipe[2], sup[2], err;
 	ssize_t n;
 	pid_t cmd;
 
-	if (pipe2(exec_pipe, O_CLOEXEC))
+	if (pipe2(exec_pipe, O_CLOEXEC) ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sup))
 		guest_fail("pipe: %s", strerror(errno));
 	cmd = fork();
 	if (cmd < 0)
 		guest_fail("cannot start %s: %s", g->cmd[0], strerror(errno));
 	if (cmd == 0) {
 		close(exec_pipe[0]);
-		exec_cmd(g, exec_pipe[1]);
+		close(sup[0]);
+		exec_cmd(g, exec_pipe[1], sup[1]);
 	}
 	close(exec_pipe[1]);
+	close(sup[1]);
+	start_supervisor(g, sup[0]);
 	n = read(exec_pipe[0], &err, sizeof(err));
 	close(exec_pipe[0]);
 	if (n == sizeof(err)) {

@@ -7,11 +7,14 @@
  *   DIR (the run dir)   a read-only tmpfs holding only sys/, the view of
  *                       one VF: class/infiniband_verbs/abi_version,
  *                       class/infiniband_verbs/uverbsM (writable: the
- *                       command file) and class/infiniband/vhca0_vfN, each
- *                       a bind of the same node of vhcad's view
+ *                       command file), class/infiniband/vhca0_vfN and
+ *                       class/misc/rdma_cm (writable: rdma_cm's file),
+ *                       each a bind of the same node of vhcad's view
  *   /dev                a read-only tmpfs: null, zero, full, random,
  *                       urandom, tty (binds of the host's nodes), its own
- *                       pts, shm and mqueue, infiniband/uverbsM
+ *                       pts, shm and mqueue, infiniband/uverbsM and
+ *                       infiniband/rdma_cm (markers: init.c's supervisor
+ *                       gives opens of rdma_cm vhcad's file)
  *   shares              the host's directories, writable, same paths
  *   everything else     the host's, read-only
  *
@@ -182,6 +185,7 @@ static void build_run_dir(const struct guest *g, struct host_refs *h)
 	char rel[PATH_MAX], target[PATH_MAX];
 	static const char *const dirs[] = {
 		"", "/class", "/class/infiniband", "/class/infiniband_verbs",
+		"/class/misc",
 	};
 
 	make_path(g->run_dir);
@@ -201,6 +205,8 @@ static void build_run_dir(const struct guest *g, struct host_refs *h)
 	path_format(rel, "class/infiniband/" GUEST_VF_PREFIX "%u", g->vf);
 	path_format(target, "%s/%s", g->sys_path, rel);
 	bind_from(h->sys, rel, target, true);
+	path_format(target, "%s/" GUEST_RDMA_CM_DIR, g->sys_path);
+	bind_from(h->sys, GUEST_RDMA_CM_DIR, target, true);
 
 	/*
 	 * The full view is still mounted beneath; detach our copy of it so
@@ -263,6 +269,11 @@ static void build_dev(const struct guest *g, struct host_refs *h)
 	/* mknod() honours the umask; guests of any uid must open it. */
 	if (chmod(path, 0666))
 		guest_fail("cannot chmod %s: %s", path, strerror(errno));
+	/* Never opened (the supervisor answers), but ls and stat see it. */
+	if (mknod(GUEST_RDMA_CM_NODE, S_IFCHR | 0666, g->node_rdev) ||
+	    chmod(GUEST_RDMA_CM_NODE, 0666))
+		guest_fail("cannot create " GUEST_RDMA_CM_NODE ": %s",
+			   strerror(errno));
 }
 
 static void bind_shares(const struct guest *g, struct host_refs *h)
@@ -291,6 +302,8 @@ static void seal(const struct guest *g)
 	snprintf(path, sizeof(path),
 		 "%s/class/infiniband_verbs/" GUEST_UVERBS_PREFIX "%u",
 		 g->sys_path, g->uverbs);
+	set_writable(path);
+	snprintf(path, sizeof(path), "%s/" GUEST_RDMA_CM_DIR, g->sys_path);
 	set_writable(path);
 	for (size_t i = 0; i < g->num_shares; i++)
 		set_writable(g->shares[i]);

@@ -1,0 +1,137 @@
+#!/bin/bash
+# rdma_cm between two namespace guests with unmodified librdmacm
+# (docs/rdma_cm.md): addresses provisioned through the PF, rping with
+# verified data over IPv4 and IPv6, ucmatose, udaddy, rdma_server/
+# rdma_client, a bounded fuzz of the command path, a reject carrying private data both
+# ways, a connect nobody listens to, an address nobody holds, a hostile
+# raw client that changes nothing for others, ADDR_CHANGE when a bound
+# address is taken away, and DEVICE_REMOVAL when a VF goes under a bound
+# id.
+source "$(dirname "$0")/../lib.sh"
+source "$(dirname "$0")/cm_lib.sh"
+
+cm_setup
+
+# ---- addresses: validated, all or nothing, visible to the guest -------------
+for bad in "10.0.0.3/33" "224.0.0.1/4" "127.0.0.1/8" "0.0.0.0/0" "10.0.0.1/24" \
+	"fd00::9/129" "hello" "10.0.0.7/24 10.0.0.7/24"; do
+	if echo "$bad" >"$SRIOV/1/ip" 2>/dev/null; then
+		fail "address '$bad' was accepted"
+	fi
+done
+[[ $(tr '\n' ' ' <"$SRIOV/1/ip") == "10.0.0.2/24 fd00::2/64 " ]] ||
+	fail "a refused write changed vf1's addresses: $(cat "$SRIOV/1/ip")"
+pass "bad addresses refused, nothing changed"
+CTL=("$VHCA_BUILD/tools/vhcactl" --sysfs "$SYSFS_PATH")
+msg=$("${CTL[@]}" vf 1 set ip 10.0.0.300/24 2>&1) && fail "vhcactl took 10.0.0.300"
+[[ $msg == *"not an IPv4 or IPv6 address"* ]] || fail "vhcactl said: $msg"
+msg=$("${CTL[@]}" vf 1 set ip 10.0.0.1/24 2>&1) && fail "vhcactl took vf0's address"
+[[ $msg == *"10.0.0.1/24 for vf 1 is vf 0's"* ]] || fail "vhcactl said: $msg"
+printf 'vf 0 ip 10.9.0.1/16\nvf 1 ip 10.9.0.1/16\n' >"$RUN_DIR/plan"
+"${CTL[@]}" apply "$RUN_DIR/plan" >/dev/null 2>&1 && fail "a plan gave one address twice"
+[[ $(tr '\n' ' ' <"$SRIOV/0/ip") == "10.0.0.1/24 fd00::1/64 " ]] ||
+	fail "a refused plan changed vf0: $(cat "$SRIOV/0/ip")"
+"${CTL[@]}" show | grep -q "ip         10.0.0.2/24 fd00::2/64" ||
+	fail "vhcactl show lacks vf1's addresses"
+pass "vhcactl: addresses validated with clear errors, plans all or nothing"
+seen=$(in_guest 1 cat "$SYSFS_PATH/class/infiniband/vhca0_vf1/ports/1/ip_addrs")
+[[ $seen == $'10.0.0.2/24\nfd00::2/64' ]] || fail "guest sees '$seen'"
+node=$(in_guest 1 stat -c '%F' /dev/infiniband/rdma_cm)
+[[ $node == "character special file" ]] || fail "guest's rdma_cm node: $node"
+pass "the guest sees its addresses and /dev/infiniband/rdma_cm"
+
+# ---- a hostile client first: the rest must not notice --------------------------
+"$RAW" hostile "$UCMA_FILE" >"$RUN_DIR/hostile.log" 2>&1 ||
+	{ cat "$RUN_DIR/hostile.log" >&2; fail "hostile client"; }
+wait_ids 0 || fail "ids left behind by the hostile client: $(cm_stat ids)"
+pass "hostile client: $(grep -c '^ok' "$RUN_DIR/hostile.log") checks, nothing left"
+# A bounded fuzz of the command path: random commands, sizes, bodies and
+# response pointers; the daemon answers errnos and keeps nothing.
+for seed in 1 2 3; do
+	timeout 120 "$RAW" fuzz "$UCMA_FILE" 20000 "$seed" >>"$RUN_DIR/fuzz.log" 2>&1 ||
+		{ cat "$RUN_DIR/fuzz.log" >&2; fail "ucma fuzz (seed $seed)"; }
+	kill -0 "$VHCAD_PID" || fail "vhcad died in the ucma fuzz (seed $seed)"
+done
+wait_ids 0 || fail "ids left by the fuzz: $(cm_stat ids)"
+pass "ucma fuzz: $(awk '{ n += $2 } END { print n }' "$RUN_DIR/fuzz.log") random commands, nothing left"
+
+# ---- rping, data verified ----------------------------------------------------
+server_client rping4 rping -s -a 10.0.0.1 -v -V -C 1000 -S 65535 -- \
+	rping -c -a 10.0.0.1 -v -V -C 1000 -S 65535 || fail "rping IPv4"
+n=$(grep -c '^ping data: rdma-ping-' "$RUN_DIR/rping4.client.log" || true)
+((n == 1000)) || fail "rping IPv4: $n of 1000 pings"
+pass "rping 1000 x 64 KiB over IPv4, verified"
+server_client rping6 rping -s -a fd00::1 -V -C 100 -S 4096 -- \
+	rping -c -a fd00::1 -V -C 100 -S 4096 || fail "rping IPv6"
+pass "rping over IPv6"
+# Loopback binds and resolves to the guest's own port (cma_bind_loopback()).
+in_guest 0 sh -c 'rping -s -a 127.0.0.1 -C 20 -V & s=$!; sleep 1;
+	n=$(rping -c -a 127.0.0.1 -C 20 -V -v | grep -c "^ping data");
+	wait $s && [ "$n" = 20 ]' \
+	>"$RUN_DIR/rping_lo.log" 2>&1 || { cat "$RUN_DIR/rping_lo.log" >&2; fail "rping over 127.0.0.1"; }
+pass "rping over 127.0.0.1 inside one guest"
+wait_ids 0 || fail "ids left after rping: $(cm_stat ids)"
+
+# ---- the other librdmacm examples -----------------------------------------------
+# ucmatose: several RC connections; udaddy: UD through SIDR; rdma_server/
+# rdma_client: synchronous ids (MIGRATE_ID to a channel of their own).
+server_client ucmatose ucmatose -c 4 -C 10 -- ucmatose -s 10.0.0.1 -c 4 -C 10 ||
+	fail "ucmatose"
+grep -q 'return status 0' "$RUN_DIR/ucmatose.client.log" || fail "ucmatose status"
+server_client udaddy udaddy -c 2 -C 10 -- udaddy -s 10.0.0.1 -c 2 -C 10 ||
+	fail "udaddy"
+grep -q 'return status 0' "$RUN_DIR/udaddy.client.log" || fail "udaddy status"
+server_client rdma_server rdma_server -- rdma_client -s 10.0.0.1 ||
+	fail "rdma_server/rdma_client"
+grep -q 'rdma_client: end 0' "$RUN_DIR/rdma_server.client.log" ||
+	fail "rdma_client did not end 0"
+pass "ucmatose (4 connections), udaddy (UD, SIDR), rdma_server/rdma_client"
+wait_ids 0 || fail "ids left after the examples: $(cm_stat ids)"
+
+# ---- outcomes ---------------------------------------------------------------
+server_client reject "$PROBE" reject-server 10.0.0.1 7471 -- \
+	"$PROBE" connect 10.0.0.1 7471 || fail "reject exchange"
+grep -q 'CONNECT_REQUEST status 0 data hello' "$RUN_DIR/reject.server.log" ||
+	fail "the server did not see the client's private data"
+grep -q 'REJECTED status 28 data no-thanks' "$RUN_DIR/reject.client.log" ||
+	fail "reject: $(cat "$RUN_DIR/reject.client.log")"
+pass "reject with private data both ways (consumer-defined, 28)"
+
+out=$(in_guest 1 "$PROBE" connect 10.0.0.1 7472)
+# No listener: the peer's CM answers REJ "invalid service ID" (IBTA 12.6.7).
+[[ $out == "event RDMA_CM_EVENT_REJECTED status 8 data -" ]] ||
+	fail "connect to nobody: $out"
+pass "connect to a port nobody listens on: REJECTED (8)"
+out=$(in_guest 1 "$PROBE" resolve 10.0.0.99)
+[[ $out == "event RDMA_CM_EVENT_ADDR_ERROR status -113 data -" ]] ||
+	fail "resolve of an unheld address: $out"
+pass "resolve of an address nobody holds: ADDR_ERROR (EHOSTUNREACH)"
+wait_ids 0 || fail "ids left: $(cm_stat ids)"
+
+# ---- the address goes: ADDR_CHANGE -------------------------------------------------
+"$RAW" addrchange "$UCMA_FILE" 10.0.0.2 >"$RUN_DIR/addrchange.log" 2>&1 &
+apid=$!
+bg_track "$apid"
+for _ in $(seq 100); do
+	grep -qs '^bound' "$RUN_DIR/addrchange.log" && break
+	sleep 0.05
+done
+echo 10.0.0.3/24 >"$SRIOV/1/ip"
+wait "$apid" || { cat "$RUN_DIR/addrchange.log" >&2; fail "ADDR_CHANGE"; }
+pass "the address of a bound id reprovisioned away: ADDR_CHANGE"
+
+# ---- the VF goes: DEVICE_REMOVAL ------------------------------------------------
+"$RAW" removal "$UCMA_FILE" 10.0.0.3 >"$RUN_DIR/removal.log" 2>&1 &
+rpid=$!
+bg_track "$rpid"
+for _ in $(seq 100); do
+	grep -qs '^bound' "$RUN_DIR/removal.log" && break
+	sleep 0.05
+done
+echo 0 >"$SYSFS_PATH/class/infiniband/vhca0/device/sriov_numvfs"
+wait "$rpid" || { cat "$RUN_DIR/removal.log" >&2; fail "DEVICE_REMOVAL"; }
+pass "VF destroyed under a bound id: DEVICE_REMOVAL"
+wait_ids 0 || fail "ids left at the end: $(cm_stat ids)"
+
+vhca_stop || fail "vhcad exited with an error"
+pass "vhcad stopped cleanly"
