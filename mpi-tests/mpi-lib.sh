@@ -15,8 +15,13 @@
 #   MPI_RANK_PRELOAD  LD_PRELOAD for the ranks (the ASan runtime in a
 #                   VHCA_SANITIZE build, whose provider needs it loaded
 #                   first); empty otherwise
+#   MPI_CLUSTER_DIR for the vm-* configurations: the directory of a running
+#                   vhca-cluster (docs/cluster.md), one rank per VM
 
-MPI_CONFIGS_ALL=(ucx-rc ucx-ud openib tcp vader)
+MPI_CONFIGS_ALL=(ucx-rc ucx-ud openib tcp vader vm-ucx-rc vm-ucx-ud vm-tcp)
+# Where a rank in a VM writes its CSV: the VM's own /tmp (its view of the
+# host is read-only); mpi_vm_fetch_csv brings the rows out.
+MPI_VM_CSV=/tmp/vhca-mpi.csv
 
 # Open MPI refuses root without these; the suite runs as root because
 # vhcad (and so vhca-guest) must.
@@ -35,10 +40,13 @@ mpi_config_known() {
 # Configurations whose traffic goes through vhca (and so run in guests).
 mpi_config_uses_vhca() {
 	case $1 in
-	ucx-rc | ucx-ud | openib) return 0 ;;
+	ucx-rc | ucx-ud | openib | vm-ucx-rc | vm-ucx-ud) return 0 ;;
 	*) return 1 ;;
 	esac
 }
+
+# Configurations whose ranks run in the VMs of a vhca-cluster.
+mpi_config_in_vm() { [[ $1 == vm-* ]]; }
 
 # One line per configuration, for --help and the docs.
 mpi_config_describe() {
@@ -48,6 +56,9 @@ mpi_config_describe() {
 	openib) echo "Open MPI pml ob1, btl openib,self (RC verbs), ranks in guests" ;;
 	tcp) echo "baseline: pml ob1, btl tcp,self over loopback (lo), no vhca" ;;
 	vader) echo "baseline: pml ob1, btl vader,self (shared memory), no vhca" ;;
+	vm-ucx-rc) echo "as ucx-rc, one rank per VM, each VM owning a VF (vhca-cluster)" ;;
+	vm-ucx-ud) echo "as ucx-ud, one rank per VM, each VM owning a VF (vhca-cluster)" ;;
+	vm-tcp) echo "VM baseline: pml ob1, btl tcp,self between the same VMs over virtio-net on the bridge, no vhca" ;;
 	esac
 }
 
@@ -60,7 +71,7 @@ mpi_config_describe() {
 mpi_config_args() {
 	MPI_CONFIG_ARGS=()
 	MPI_CONFIG_ENV=()
-	case $1 in
+	case ${1#vm-} in
 	ucx-rc)
 		# rc_verbs needs a transport for its wire-up messages; without
 		# ud_verbs as "aux" UCX fails with "no auxiliary transport".
@@ -87,9 +98,10 @@ mpi_config_args() {
 			--mca btl_openib_ib_min_rnr_timer 1)
 		;;
 	tcp)
-		# The tcp btl skips loopback unless told to use it.
-		MPI_CONFIG_ARGS=(--mca pml ob1 --mca btl "tcp,self"
-			--mca btl_tcp_if_include lo)
+		MPI_CONFIG_ARGS=(--mca pml ob1 --mca btl "tcp,self")
+		# The tcp btl skips loopback unless told to use it; between
+		# VMs, vhca-cluster names the bridge's subnet.
+		mpi_config_in_vm "$1" || MPI_CONFIG_ARGS+=(--mca btl_tcp_if_include lo)
 		;;
 	vader)
 		MPI_CONFIG_ARGS=(--mca pml ob1 --mca btl "vader,self")
@@ -159,6 +171,21 @@ mpi_run() {
 		mpi_rank_prefix "$config" "$r"
 		cmd+=(-np 1 "${env[@]}" "${RANK_PREFIX[@]}" "$@")
 	done
+	if mpi_config_in_vm "$config"; then
+		# One app context: the VMs are the hosts, one slot each, so
+		# no MPMD form and no --oversubscribe (more ranks than VMs
+		# must fail at once).
+		# --host: orted only in the VMs the ranks use (rank r in VM r).
+		local hosts=vhca0-vf0
+		for ((r = 1; r < nranks; r++)); do
+			hosts+=,vhca0-vf$r
+		done
+		cmd=("$MPI_BUILD/tools/vhca-cluster" --dir "$MPI_CLUSTER_DIR" mpirun
+			-np "$nranks" --host "$hosts" --bind-to none --mca orte_base_help_aggregate 0
+			"${MPI_CONFIG_ARGS[@]}" "${env[@]}")
+		((nranks > 2)) && cmd+=(--mca mpi_yield_when_idle 1)
+		cmd+=("$@")
+	fi
 	echo "+ ${cmd[*]}" >"$log"
 	# Own session: whatever mpirun leaves behind (a rank it could not
 	# reap after a timeout, say) is found by session id and ended.
@@ -196,4 +223,18 @@ mpi_end_session() {
 	done
 	wait "$sid" 2>/dev/null
 	return 0
+}
+
+# mpi_vm_fetch_csv CSV: appends the rows rank 0 wrote in its VM (vm0, at
+# MPI_VM_CSV) to CSV, without a second header, and removes them there.
+mpi_vm_fetch_csv() {
+	local csv=$1 rows
+	rows=$("$MPI_BUILD/tools/vhca-cluster" --dir "$MPI_CLUSTER_DIR" exec 0 \
+		"cat $MPI_VM_CSV 2>/dev/null; rm -f $MPI_VM_CSV") || return 1
+	[[ -n $rows ]] || return 1
+	if [[ -s $csv ]]; then
+		tail -n +2 <<<"$rows" >>"$csv"
+	else
+		echo "$rows" >"$csv"
+	fi
 }

@@ -50,9 +50,11 @@ table() {
 				}
 				v = value[cfg[c], sz[s]]
 				ratio = ""
-				if (cfg[c] != "tcp" && (("tcp", sz[s]) in value) &&
-				    value["tcp", sz[s]] + 0 > 0)
-					ratio = sprintf("(%.2fx)", v / value["tcp", sz[s]])
+				# VMs are compared with TCP between the same VMs.
+				ref = cfg[c] ~ /^vm-/ ? "vm-tcp" : "tcp"
+				if (cfg[c] != ref && ((ref, sz[s]) in value) &&
+				    value[ref, sz[s]] + 0 > 0)
+					ratio = sprintf("(%.2fx)", v / value[ref, sz[s]])
 				line = line sprintf(" %10.2f %8s", v, ratio)
 			}
 			print line
@@ -60,9 +62,10 @@ table() {
 	}' "$csv"
 }
 
-echo "vhca MPI benchmarks: $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -n), $(nproc) cores"
-echo "(x) = value / tcp loopback value at the same size: for latency >1 is slower"
-echo "than TCP, for bandwidth >1 is faster.  1 MB/s = 10^6 bytes/s; Gb/s = MB/s x 0.008."
+echo "vhca MPI benchmarks: $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -n), $(nproc) cores${MPI_ACCEL:+, VMs under $MPI_ACCEL}"
+echo "(x) = value / tcp loopback value at the same size (vm-* columns: / vm-tcp,"
+echo "TCP between the same VMs): for latency >1 is slower than TCP, for bandwidth"
+echo ">1 is faster.  1 MB/s = 10^6 bytes/s; Gb/s = MB/s x 0.008."
 table mpi_latency 2 latency_us "latency: one-way ping-pong, us (lower is better)"
 table mpi_bandwidth 2 bandwidth_MBps "bandwidth: uni-directional, windowed, MB/s (higher is better)"
 table mpi_bibw 2 bandwidth_MBps "bi-directional bandwidth: both directions summed, MB/s (higher is better)"

@@ -9,7 +9,7 @@ packages=(
 	librdmacm-dev rdmacm-utils libfabric-bin
 	libfuse3-dev fuse3 libnl-3-dev libnl-route-3-dev
 	openmpi-bin libopenmpi-dev libucx0 gnuplot-nox
-	iproute2 procps util-linux
+	iproute2 procps util-linux libssl-dev
 	qemu-system-x86 busybox-static kmod xz-utils
 )
 

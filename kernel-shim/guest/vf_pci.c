@@ -243,14 +243,27 @@ int vhca_guest_vf_wait(struct vhca_guest_vf *vf, int timeout_ms)
 	int ret;
 
 	if (vf->uio_fd < 0) {
-		usleep(1000);
-		return 0;	/* no interrupt: the caller polls */
+		/* No interrupt: the caller polls, at its own period. */
+		usleep((useconds_t)timeout_ms * 1000);
+		return 0;
 	}
 	ret = poll(&pfd, 1, timeout_ms);
 	if (ret <= 0)
 		return ret < 0 ? -errno : 0;
-	if (read(vf->uio_fd, &count, sizeof(count)) != sizeof(count))
-		return -errno;
+	if (read(vf->uio_fd, &count, sizeof(count)) != sizeof(count)) {
+		/*
+		 * uio has no IRQ for the function (ivshmem-doorbell has no
+		 * INTx pin): poll() says POLLERR at once and read() EIO,
+		 * every time.  Waiting on it would spin the caller (a whole
+		 * CPU of an idle VM), so polling it is from now on.
+		 */
+		ret = -errno;
+		log_msg("%s: its interrupt cannot be waited for (%s): events by polling",
+			vf->bdf, strerror(-ret));
+		close(vf->uio_fd);
+		vf->uio_fd = -1;
+		return ret;
+	}
 	/* Reading IntrStatus lowers the line; then unmask it again. */
 	(void)vf->regs[VHCA_BAR0_INTR_STATUS / 4];
 	if (write(vf->uio_fd, &on, sizeof(on)) != sizeof(on))
