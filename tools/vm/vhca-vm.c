@@ -27,6 +27,7 @@
  * mounts with its mount namespace, and the files of the run dir are
  * removed at exit (after a SIGKILL only its private directory stays).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -278,13 +279,61 @@ static void resolve_driver(struct vm *vm)
 	free(bin);
 }
 
+/* Removes what a private directory holds (make_priv_dir), then it. */
+static void remove_priv_dir(const char *dir)
+{
+	static const char *const files[] = { "console.log", "qemu.log" };
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		char *f = tool_path_join(dir, files[i]);
+
+		unlink(f);
+		free(f);
+	}
+	char *root = tool_path_join(dir, "root");
+
+	rmdir(root);	/* EBUSY if something is still mounted there: kept */
+	free(root);
+	rmdir(dir);
+}
+
 /*
- * Our directory for this VM: DIR/vm/vhca-vm.XXXXXX (the VM's console and
- * QEMU's log, the mount point of QEMU's export).  Without a VF and
+ * A vhca-vm killed with SIGKILL cannot clean up: the next one to start in
+ * the same run dir removes the directories of those whose process is gone
+ * (their names carry the pid).
+ */
+static void sweep_stale_dirs(const char *vm_dir)
+{
+	DIR *d = opendir(vm_dir);
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char *end, *path;
+		long pid;
+
+		if (strncmp(e->d_name, "vhca-vm.", 8))
+			continue;
+		pid = strtol(e->d_name + 8, &end, 10);
+		if (end == e->d_name + 8 || *end != '.' || pid <= 0 ||
+		    pid == getpid() || !(kill((pid_t)pid, 0) && errno == ESRCH))
+			continue;
+		path = tool_path_join(vm_dir, e->d_name);
+		remove_priv_dir(path);
+		free(path);
+	}
+	closedir(d);
+}
+
+/*
+ * Our directory for this VM: DIR/vm/vhca-vm.PID.XXXXXX (the VM's console
+ * and QEMU's log, the mount point of QEMU's export).  Without a VF and
  * without a run dir, one in $TMPDIR.
  */
 static void make_priv_dir(struct vm *vm)
 {
+	char name[64];
 	char *vm_dir, *templ;
 
 	if (vm->run_dir) {
@@ -296,7 +345,10 @@ static void make_priv_dir(struct vm *vm)
 
 		vm_dir = strdup(tmp && *tmp ? tmp : "/tmp");
 	}
-	templ = tool_path_join(vm_dir, "vhca-vm.XXXXXX");
+	if (vm->run_dir)
+		sweep_stale_dirs(vm_dir);
+	snprintf(name, sizeof(name), "vhca-vm.%ld.XXXXXX", (long)getpid());
+	templ = tool_path_join(vm_dir, name);
 	free(vm_dir);
 	if (!mkdtemp(templ))
 		tool_fail("cannot create %s: %s", templ, strerror(errno));
@@ -317,12 +369,8 @@ static void cleanup(void)
 	the_vm = NULL;
 	vm_stop_qemu(vm);
 	vm_net_cleanup(vm);
-	if (vm->priv_dir) {
-		unlink(vm->console_log);
-		unlink(vm->qemu_log);
-		rmdir(vm->export_dir);
-		rmdir(vm->priv_dir);
-	}
+	if (vm->priv_dir)
+		remove_priv_dir(vm->priv_dir);
 }
 
 /* ---- the VF ----------------------------------------------------------------------- */
