@@ -132,6 +132,16 @@ static void nak(struct vhca_qp *qp, const struct vhca_pkt *pkt)
 	}
 	switch (syndrome) {
 	case VHCA_AETH_NAK_PSN_SEQ:
+		/*
+		 * Inside the WQE still being sent, a sequence NAK means the
+		 * receiver's inbox overflowed under a large message: going
+		 * back at once keeps the sender at full speed against a full
+		 * inbox (another tenant's round trips on the same engine went
+		 * from 0.26 to 1.4 ms beside 256 MiB WRITEs); the ACK timer
+		 * goes back instead, after the burst.
+		 */
+		if (index == qp->req.cur)
+			break;
 		vhca_requester_go_back(qp, pkt->psn);
 		break;
 	case VHCA_AETH_NAK_INV_REQ:
