@@ -21,7 +21,6 @@
  */
 #include <errno.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
 #include "vhca.h"
 
@@ -57,23 +56,14 @@ static bool odp_covers(struct vhca_context *ctx, struct ibv_pd *pd,
 	     mr = mr->odp_next) {
 		const struct ibv_mr *m = &mr->vmr.ibv_mr;
 
+		uint64_t start = (uintptr_t)m->addr, len = m->length;
+
 		found = m->lkey == sge->lkey && m->pd == pd &&
-			sge->addr >= mr->odp_start &&
-			sge->addr - mr->odp_start <= mr->odp_length &&
-			sge->length <= mr->odp_length -
-					       (sge->addr - mr->odp_start);
+			sge->addr >= start && sge->addr - start <= len &&
+			sge->length <= len - (sge->addr - start);
 	}
 	pthread_mutex_unlock(&ctx->odp_lock);
 	return found;
-}
-
-static int prefetch(const struct ibv_sge *sge, int advice)
-{
-	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-	uintptr_t start = (uintptr_t)sge->addr & ~(page - 1);
-	size_t len = (uintptr_t)sge->addr + sge->length - start;
-
-	return madvise((void *)start, len, advice) ? errno : 0;
 }
 
 int vhca_advise_mr(struct ibv_pd *pd, enum ibv_advise_mr_advice advice,
@@ -101,7 +91,8 @@ int vhca_advise_mr(struct ibv_pd *pd, enum ibv_advise_mr_advice advice,
 		if (!sg_list[i].length || !odp_covers(ctx, pd, &sg_list[i]))
 			return EINVAL;
 	for (uint32_t i = 0; i < num_sge && madv && !ret; i++)
-		ret = prefetch(&sg_list[i], madv);
+		ret = vhca_populate((void *)(uintptr_t)sg_list[i].addr,
+				    sg_list[i].length, madv);
 	/*
 	 * Without FLUSH a prefetch is a hint the kernel runs later and whose
 	 * failure nobody sees; with it, the caller waits and learns.

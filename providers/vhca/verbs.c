@@ -91,17 +91,24 @@ int vhca_dealloc_pd(struct ibv_pd *pd)
  * get_user_pages() does; mlock() alone would too, except under
  * AddressSanitizer, whose mlock() does nothing.
  */
+int vhca_populate(void *addr, size_t length, int advice)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t start = (uintptr_t)addr & ~(page - 1);
+	size_t len = (uintptr_t)addr + length - start;
+
+	return madvise((void *)start, len, advice) ? errno : 0;
+}
+
 static int vhca_pin(void *addr, size_t length, int access)
 {
 	int advice = (access & (IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE |
 				IBV_ACCESS_REMOTE_ATOMIC)) ?
 			     MADV_POPULATE_WRITE :
 			     MADV_POPULATE_READ;
-	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-	uintptr_t start = (uintptr_t)addr & ~(page - 1);
-	size_t len = (uintptr_t)addr + length - start;
+	int ret = vhca_populate(addr, length, advice);
 
-	if (madvise((void *)start, len, advice) && errno != EINVAL)
+	if (ret && ret != EINVAL)
 		return -1;
 	return mlock(addr, length);
 }
@@ -152,11 +159,8 @@ struct vhca_mr *vhca_mr_new(struct ibv_pd *pd, void *addr, size_t length,
 		errno = ret;
 		return NULL;
 	}
-	if (access & IBV_ACCESS_ON_DEMAND) {
-		mr->odp_start = (uintptr_t)addr;
-		mr->odp_length = length;
+	if (access & IBV_ACCESS_ON_DEMAND)
 		vhca_odp_add(to_vctx(pd->context), mr);
-	}
 	return mr;
 }
 

@@ -316,8 +316,12 @@ struct vhca_mr {
 	struct vhca_dm *dm;
 	/* ODP MRs, on the context's list for ibv_advise_mr (odp.c) */
 	struct vhca_mr *odp_next, **odp_pprev;
-	uint64_t odp_start, odp_length;	/* what it covers (all: implicit) */
 };
+/*
+ * Faults [addr, addr + length) in, for writing with MADV_POPULATE_WRITE
+ * (from the enclosing page on): 0 or an errno.
+ */
+int vhca_populate(void *addr, size_t length, int advice);
 /* Registers [addr, addr + length) at @hca_va; NULL with errno set. */
 struct vhca_mr *vhca_mr_new(struct ibv_pd *pd, void *addr, size_t length,
 			    uint64_t hca_va, int access);
