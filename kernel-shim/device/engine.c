@@ -744,20 +744,29 @@ static bool keep_spinning(struct spin_state *st, uint64_t now)
 	return st->cpu_spare;
 }
 
+/*
+ * This thread stops being awake (to sleep or to retire).  The last one
+ * awake arms every polled context's doorbell.  True if work is pending
+ * that someone awake must do.
+ */
+static bool leave_awake(void)
+{
+	bool last = atomic_fetch_sub(&engine.awake, 1) == 1;
+
+	atomic_thread_fence(memory_order_seq_cst);
+	return (last && prepare_sleep_all()) ||
+	       __atomic_load_n(&engine.runq_head, __ATOMIC_RELAXED);
+}
+
 /* Sleeps in epoll until a doorbell, a kick, a pidfd or @deadline. */
 static void sleep_until_woken(uint64_t deadline)
 {
 	struct epoll_event evs[32];
 	struct timespec ts, *timeout = NULL;
-	bool last;
 	int n;
 
 	atomic_fetch_add(&engine.sleepers, 1);
-	last = atomic_fetch_sub(&engine.awake, 1) == 1;
-	atomic_thread_fence(memory_order_seq_cst);
-	/* The last thread to sleep arms every polled context's doorbell. */
-	if ((last && prepare_sleep_all()) ||
-	    __atomic_load_n(&engine.runq_head, __ATOMIC_RELAXED)) {
+	if (leave_awake()) {
 		atomic_fetch_add(&engine.awake, 1);
 		atomic_fetch_sub(&engine.sleepers, 1);
 		return;
@@ -813,7 +822,6 @@ static void request_short_slice(void)
 		return;
 }
 
-/* A stalled thread came back: in service again, or retired. */
 /*
  * A thread that stops being awake for good (a replacement retiring, or
  * the engine stopping) leaves as a sleeper would: if it was the last one
@@ -826,14 +834,11 @@ static void request_short_slice(void)
  */
 static void retire_awake(void)
 {
-	bool last = atomic_fetch_sub(&engine.awake, 1) == 1;
-
-	atomic_thread_fence(memory_order_seq_cst);
-	if ((last && prepare_sleep_all()) ||
-	    __atomic_load_n(&engine.runq_head, __ATOMIC_RELAXED))
+	if (leave_awake())
 		kick_sleeper();
 }
 
+/* A stalled thread came back: in service again, or retired. */
 static bool retire_if_spare(struct engine_thread *t)
 {
 	bool retire;
