@@ -11,7 +11,9 @@
  * a few instructions.
  *
  * Scheduling follows io_uring's SQPOLL: a context with work is queued on
- * the run queue; threads spin while work flows (policy adaptive: up to
+ * the run queue (one woken by a doorbell or a packet ahead of those that
+ * used their turn and have more, so a ping-pong step never waits behind
+ * bulk turns; engine.c, runq_pop); threads spin while work flows (policy adaptive: up to
  * 50 us, while a CPU is spare; event: never; poll: always); a context
  * that has been quiet for a while leaves the polled set and sets
  * needs_wakeup in its doorbell page, so its provider writes its wake
@@ -21,7 +23,8 @@
  *
  * Stalls: a turn may wait on its own context's memory (a page fault on a
  * slow or hostile filesystem).  A monitor thread sees a turn that has run
- * longer than VHCA_ENGINE_STALL_NS and starts a replacement thread, so the
+ * longer than VHCA_ENGINE_STALL_NS asleep in the kernel (a preempted one
+ * is not stalled) and starts a replacement thread, so the
  * other contexts keep their threads; at most VHCA_ENGINE_VF_TURNS turns
  * of one function run at once, which bounds the threads one tenant can
  * tie up.  The stalled context itself waits, and an access slower than
