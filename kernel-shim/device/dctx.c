@@ -166,6 +166,7 @@ void vhca_dctx_owner_gone(struct vhca_dctx *dctx)
 		if (qp) {
 			vhca_qp_unschedule(qp);
 			vhca_qp_timer_cancel(qp);
+			vhca_flow_release(qp);
 		}
 	}
 	vhca_inbox_purge(dctx);

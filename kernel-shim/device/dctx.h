@@ -114,9 +114,16 @@ struct vhca_qp_heap {
 	uint32_t len, cap;
 };
 
-/* The inbox holds at most this much; beyond it packets are dropped. */
+/*
+ * What a context has received and not yet consumed (its inbox and its
+ * turn's pending list): an RC request beyond the credit waits at its
+ * sender (switch.h: flow control); anything beyond the maximum is
+ * dropped (UD, UC, responses).
+ */
 #define VHCA_INBOX_MAX_PKTS 4096u
 #define VHCA_INBOX_MAX_BYTES (8u << 20)
+#define VHCA_INBOX_CREDIT_PKTS 1024u
+#define VHCA_INBOX_CREDIT_BYTES (256u << 10)
 
 struct vhca_dctx {
 	struct vhca_dev *dev;
@@ -153,8 +160,13 @@ struct vhca_dctx {
 	struct vhca_pkt *pending_head, *pending_tail;
 	pthread_mutex_t inbox_lock;
 	struct vhca_pkt *inbox_head, *inbox_tail;
-	uint32_t inbox_pkts;
-	uint64_t inbox_bytes;
+	/* received, not yet consumed: the inbox and the pending list */
+	atomic_uint queued_pkts;
+	_Atomic uint64_t queued_bytes;
+	/* flow control (switch.c) */
+	struct vhca_qp *flow_waiters;	/* senders waiting for room (inbox_lock) */
+	struct vhca_qp *blocked_head;	/* our QPs waiting for room elsewhere */
+	atomic_bool flow_resumed;	/* some of them may go on */
 
 	/* engine (engine.c) */
 	atomic_uint cmd_waiting;	/* commands waiting for the lock */

@@ -214,6 +214,7 @@ void vhca_qp_set_error(struct vhca_qp *qp)
 	atomic_store((_Atomic uint32_t *)&qp->db->rq_notify, 1);
 	atomic_thread_fence(memory_order_seq_cst);
 	vhca_qp_timer_cancel(qp);
+	vhca_flow_release(qp);	/* a held request is flushed, not sent */
 	qp->flush_pending = true;
 	vhca_qp_schedule(qp);
 }

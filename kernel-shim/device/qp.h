@@ -95,6 +95,19 @@ struct vhca_req {
 	uint32_t psn;			/* PSN of the next WQE fetched */
 	unsigned int retry_left, rnr_left;
 	bool rnr_wait;			/* hold sending until the RNR timer */
+	/*
+	 * Flow control (switch.c): a request the destination had no room
+	 * for is held here, and the QP waits on that context's list of
+	 * senders (flow_dst, referenced; flow_next under its inbox_lock)
+	 * and on its own context's blocked list until room is made.
+	 */
+	struct vhca_pkt *held;
+	struct vhca_dctx *flow_dst;
+	struct vhca_qp *flow_next;
+	bool flow_listed;		/* on flow_dst's waiters */
+	atomic_bool flow_resume;	/* flow_dst made room */
+	bool blocked;			/* on our context's blocked list */
+	struct vhca_qp *blocked_next, *blocked_prev;
 };
 
 /* Responder state (responder.c). */

@@ -49,6 +49,7 @@ int vhca_requester_init(struct vhca_qp *qp)
 
 void vhca_requester_fini(struct vhca_qp *qp)
 {
+	vhca_flow_release(qp);
 	free(qp->req.wqes);
 	memset(&qp->req, 0, sizeof(qp->req));
 }
@@ -312,7 +313,8 @@ static enum ibv_wc_status send_next(struct vhca_qp *qp, struct vhca_swqe *w,
 	w->sent += seg;
 	w->done = last;
 	vhca_budget_spend(budget, seg);
-	vhca_switch_send(qp, pkt);
+	/* Held if the destination has no room: it counts as in flight. */
+	vhca_switch_send_request(qp, pkt);
 	arm_ack_timer(qp);
 	return IBV_WC_SUCCESS;
 }
@@ -351,6 +353,8 @@ void vhca_requester_go_back(struct vhca_qp *qp, uint32_t psn)
 	if (w) {
 		int32_t off = vhca_psn_diff(psn, w->first_psn);
 
+		/* A held request is sent again with the rest. */
+		vhca_flow_release(qp);
 		/*
 		 * Sends and writes resume at the packet; a READ or an atomic
 		 * is asked again in full (its responses restart).
@@ -391,6 +395,9 @@ bool vhca_requester_run(struct vhca_qp *qp, struct vhca_turn_budget *budget)
 	if (qp->state != IBV_QPS_RTS || qp->req.rnr_wait || !qp->sq_count ||
 	    !qp->req.wqes)
 		return more;
+	/* What waited for room goes first; if there is none, we wait on. */
+	if (vhca_switch_send_held(qp) == VHCA_SEND_BLOCKED)
+		return more;
 	head = atomic_load_explicit((_Atomic uint32_t *)&qp->db->sq_head,
 				    memory_order_acquire);
 	if (head - qp->sq_tail > qp->sq_count) {
@@ -399,7 +406,7 @@ bool vhca_requester_run(struct vhca_qp *qp, struct vhca_turn_budget *budget)
 		return false;
 	}
 	while (vhca_budget_left(budget) && qp->state == IBV_QPS_RTS &&
-	       !qp->req.rnr_wait && !qp->dctx->dead) {
+	       !qp->req.rnr_wait && !qp->req.held && !qp->dctx->dead) {
 		enum ibv_wc_status status = IBV_WC_SUCCESS;
 		struct vhca_swqe *w;
 
@@ -440,6 +447,7 @@ bool vhca_requester_run(struct vhca_qp *qp, struct vhca_turn_budget *budget)
 			}
 	}
 	return more || (qp->state == IBV_QPS_RTS && !qp->req.rnr_wait &&
+			!qp->req.held &&
 			(qp->req.cur != qp->req.next ||
 			 (qp->req.next != head &&
 			  qp->req.next - qp->sq_tail < VHCA_REQ_WINDOW)));

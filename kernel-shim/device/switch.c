@@ -7,6 +7,7 @@
 #include "packet.h"
 #include "qp.h"
 #include "switch.h"
+#include "transport.h"
 
 bool vhca_port_accepts_pkey(const struct vhca_dev *dev, uint16_t qp_pkey_index,
 			    uint16_t pkey, uint16_t *index)
@@ -22,38 +23,69 @@ bool vhca_port_accepts_pkey(const struct vhca_dev *dev, uint16_t qp_pkey_index,
 	return false;
 }
 
-/* Appends @pkt to the inbox, or drops it if the inbox is full. */
-static void deliver(struct vhca_dctx *dctx, struct vhca_pkt *pkt)
+/* Is there room for @pkt within @pkts and @bytes of unconsumed input? */
+static bool room(const struct vhca_dctx *dctx, const struct vhca_pkt *pkt,
+		 uint32_t pkts, uint64_t bytes)
 {
+	return atomic_load(&dctx->queued_pkts) < pkts &&
+	       atomic_load(&dctx->queued_bytes) + pkt->len <= bytes;
+}
+
+/*
+ * Appends @pkt to @dctx's inbox.  An RC request of @waiter beyond the
+ * credit is refused and @waiter waits on @dctx (BLOCKED: the packet
+ * stays the caller's); anything else beyond the maximum is dropped.
+ */
+static enum vhca_send_result deliver(struct vhca_dctx *dctx,
+				     struct vhca_pkt *pkt,
+				     struct vhca_qp *waiter)
+{
+	enum vhca_send_result result = VHCA_SEND_OK;
 	bool kick = false;
 
 	pthread_mutex_lock(&dctx->inbox_lock);
-	if (!dctx->dead && dctx->inbox_pkts < VHCA_INBOX_MAX_PKTS &&
-	    dctx->inbox_bytes + pkt->len <= VHCA_INBOX_MAX_BYTES) {
+	if (dctx->dead) {
+		/* nobody will read it */
+	} else if (waiter && !room(dctx, pkt, VHCA_INBOX_CREDIT_PKTS,
+				   VHCA_INBOX_CREDIT_BYTES)) {
+		if (!waiter->req.flow_listed) {
+			waiter->req.flow_next = dctx->flow_waiters;
+			dctx->flow_waiters = waiter;
+			waiter->req.flow_listed = true;
+		}
+		if (!waiter->req.flow_dst) {
+			vhca_dctx_get(dctx);
+			waiter->req.flow_dst = dctx;
+		}
+		result = VHCA_SEND_BLOCKED;
+	} else if (room(dctx, pkt, VHCA_INBOX_MAX_PKTS, VHCA_INBOX_MAX_BYTES)) {
 		pkt->next = NULL;
 		if (dctx->inbox_tail)
 			dctx->inbox_tail->next = pkt;
 		else
 			dctx->inbox_head = pkt;
 		dctx->inbox_tail = pkt;
-		dctx->inbox_pkts++;
-		dctx->inbox_bytes += pkt->len;
+		atomic_fetch_add(&dctx->queued_pkts, 1);
+		atomic_fetch_add(&dctx->queued_bytes, pkt->len);
 		kick = true;
 		pkt = NULL;
 	}
 	pthread_mutex_unlock(&dctx->inbox_lock);
+	if (result == VHCA_SEND_BLOCKED)
+		return result;
 	if (pkt) {
 		vhca_counter_add(dctx->dev, VHCA_CNT_RCV_DROPPED, 1);
 		vhca_pkt_free(pkt);
 	}
 	if (kick)
 		vhca_engine_kick(dctx);
+	return VHCA_SEND_OK;
 }
 
-bool vhca_switch_send(struct vhca_qp *qp, struct vhca_pkt *pkt)
+/* Egress checks and stamps; false if the port discarded @pkt (freed). */
+static bool egress(struct vhca_qp *qp, struct vhca_pkt *pkt)
 {
-	struct vhca_dev *src = qp->dctx->dev, *dst;
-	struct vhca_dctx *dctx;
+	struct vhca_dev *src = qp->dctx->dev;
 	uint16_t pkey;
 
 	/* No link: nothing leaves the port, as with a pulled cable. */
@@ -79,17 +111,183 @@ bool vhca_switch_send(struct vhca_qp *qp, struct vhca_pkt *pkt)
 	VHCA_TRACE("send", qp->qpn, pkt);
 	vhca_counter_add(src, VHCA_CNT_XMIT_PACKETS, pkt->npsn);
 	vhca_counter_add(src, VHCA_CNT_XMIT_DATA, pkt->len / 4);
+	return true;
+}
 
-	dst = vhca_pf_dev_by_lid(src->pf, pkt->dlid);
+/* Routing (DLID, then QPN) and delivery; @waiter as for deliver(). */
+static enum vhca_send_result route(struct vhca_qp *qp, struct vhca_pkt *pkt,
+				   struct vhca_qp *waiter)
+{
+	struct vhca_dev *dst = vhca_pf_dev_by_lid(qp->dctx->dev->pf,
+						  pkt->dlid);
+	enum vhca_send_result result;
+	struct vhca_dctx *dctx;
+
 	/* A port without link receives nothing either (a pulled cable). */
 	if (!dst || !vhca_port_active(dst) ||
 	    !vhca_qp_find_ref(dst, pkt->dest_qpn, &dctx)) {
 		vhca_pkt_free(pkt);	/* nobody there: lost on the fabric */
-		return true;
+		return VHCA_SEND_OK;
 	}
-	deliver(dctx, pkt);
+	result = deliver(dctx, pkt, waiter);
 	vhca_dctx_put(dctx);
+	return result;
+}
+
+bool vhca_switch_send(struct vhca_qp *qp, struct vhca_pkt *pkt)
+{
+	if (!egress(qp, pkt))
+		return false;
+	route(qp, pkt, NULL);
 	return true;
+}
+
+/* Puts @qp on its context's blocked list (turn lock held). */
+static void block(struct vhca_qp *qp)
+{
+	struct vhca_dctx *dctx = qp->dctx;
+
+	if (qp->req.blocked)
+		return;
+	qp->req.blocked = true;
+	qp->req.blocked_prev = NULL;
+	qp->req.blocked_next = dctx->blocked_head;
+	if (dctx->blocked_head)
+		dctx->blocked_head->req.blocked_prev = qp;
+	dctx->blocked_head = qp;
+}
+
+static void unblock(struct vhca_qp *qp)
+{
+	struct vhca_dctx *dctx = qp->dctx;
+
+	if (!qp->req.blocked)
+		return;
+	if (qp->req.blocked_prev)
+		qp->req.blocked_prev->req.blocked_next = qp->req.blocked_next;
+	else
+		dctx->blocked_head = qp->req.blocked_next;
+	if (qp->req.blocked_next)
+		qp->req.blocked_next->req.blocked_prev = qp->req.blocked_prev;
+	qp->req.blocked = false;
+	qp->req.blocked_next = qp->req.blocked_prev = NULL;
+}
+
+/* Sends the held request again; BLOCKED if there is still no room. */
+static enum vhca_send_result send_held(struct vhca_qp *qp)
+{
+	struct vhca_qp *waiter = qp->type == IBV_QPT_RC ? qp : NULL;
+	enum vhca_send_result result = route(qp, qp->req.held, waiter);
+
+	if (result == VHCA_SEND_BLOCKED) {
+		block(qp);
+		return result;
+	}
+	qp->req.held = NULL;
+	return result;
+}
+
+enum vhca_send_result vhca_switch_send_request(struct vhca_qp *qp,
+					       struct vhca_pkt *pkt)
+{
+	if (!egress(qp, pkt))
+		return VHCA_SEND_DISCARDED;
+	qp->req.held = pkt;
+	return send_held(qp);
+}
+
+enum vhca_send_result vhca_switch_send_held(struct vhca_qp *qp)
+{
+	return qp->req.held ? send_held(qp) : VHCA_SEND_OK;
+}
+
+/* @qp waits no more: off flow_dst's list, its reference dropped. */
+static void flow_unwait(struct vhca_qp *qp)
+{
+	struct vhca_dctx *dst = qp->req.flow_dst;
+
+	if (dst) {
+		pthread_mutex_lock(&dst->inbox_lock);
+		if (qp->req.flow_listed) {
+			struct vhca_qp **link = &dst->flow_waiters;
+
+			while (*link != qp)
+				link = &(*link)->req.flow_next;
+			*link = qp->req.flow_next;
+			qp->req.flow_listed = false;
+		}
+		pthread_mutex_unlock(&dst->inbox_lock);
+		qp->req.flow_dst = NULL;
+		vhca_dctx_put(dst);
+	}
+	unblock(qp);
+	atomic_store(&qp->req.flow_resume, false);
+}
+
+void vhca_flow_release(struct vhca_qp *qp)
+{
+	flow_unwait(qp);
+	if (qp->req.held) {
+		vhca_pkt_free(qp->req.held);
+		qp->req.held = NULL;
+	}
+}
+
+/* Every sender waiting on @dctx may go on (inbox_lock held). */
+static void wake_senders_locked(struct vhca_dctx *dctx)
+{
+	struct vhca_qp *qp = dctx->flow_waiters;
+
+	dctx->flow_waiters = NULL;
+	while (qp) {
+		struct vhca_qp *next = qp->req.flow_next;
+
+		/*
+		 * Under our inbox_lock the QP cannot be freed (its release
+		 * takes this lock first), so its context is alive to kick.
+		 */
+		qp->req.flow_listed = false;
+		qp->req.flow_next = NULL;
+		atomic_store(&qp->req.flow_resume, true);
+		atomic_store(&qp->dctx->flow_resumed, true);
+		vhca_engine_kick(qp->dctx);
+		qp = next;
+	}
+}
+
+void vhca_inbox_consumed(struct vhca_dctx *dctx)
+{
+	if (!__atomic_load_n(&dctx->flow_waiters, __ATOMIC_RELAXED))
+		return;
+	/*
+	 * Half the credit free before the senders resume, so a sender
+	 * sends a burst, not a packet per wake-up.  Looking under the lock
+	 * pairs with deliver()'s check-and-wait: no wake-up is lost.
+	 */
+	pthread_mutex_lock(&dctx->inbox_lock);
+	if (atomic_load(&dctx->queued_bytes) <= VHCA_INBOX_CREDIT_BYTES / 2 &&
+	    atomic_load(&dctx->queued_pkts) <= VHCA_INBOX_CREDIT_PKTS / 2)
+		wake_senders_locked(dctx);
+	pthread_mutex_unlock(&dctx->inbox_lock);
+}
+
+void vhca_flow_resume(struct vhca_dctx *dctx)
+{
+	struct vhca_qp *qp, *next;
+
+	if (!atomic_exchange(&dctx->flow_resumed, false))
+		return;
+	for (qp = dctx->blocked_head; qp; qp = next) {
+		next = qp->req.blocked_next;
+		if (!atomic_load(&qp->req.flow_resume))
+			continue;
+		/*
+		 * Not even a reference to the destination stays behind (it
+		 * would keep a gone tenant's context and address space).
+		 */
+		flow_unwait(qp);
+		vhca_qp_schedule(qp);	/* it sends its held packet first */
+	}
 }
 
 struct vhca_pkt *vhca_inbox_take(struct vhca_dctx *dctx)
@@ -99,8 +297,6 @@ struct vhca_pkt *vhca_inbox_take(struct vhca_dctx *dctx)
 	pthread_mutex_lock(&dctx->inbox_lock);
 	list = dctx->inbox_head;
 	dctx->inbox_head = dctx->inbox_tail = NULL;
-	dctx->inbox_pkts = 0;
-	dctx->inbox_bytes = 0;
 	pthread_mutex_unlock(&dctx->inbox_lock);
 	return list;
 }
@@ -120,4 +316,9 @@ void vhca_inbox_purge(struct vhca_dctx *dctx)
 	free_list(vhca_inbox_take(dctx));
 	free_list(dctx->pending_head);
 	dctx->pending_head = dctx->pending_tail = NULL;
+	pthread_mutex_lock(&dctx->inbox_lock);
+	atomic_store(&dctx->queued_pkts, 0);
+	atomic_store(&dctx->queued_bytes, 0);
+	wake_senders_locked(dctx);
+	pthread_mutex_unlock(&dctx->inbox_lock);
 }

@@ -11,8 +11,20 @@
  *
  * Routing: DLID to the destination function (LIDs are static, PF 1,
  * VF k 2 + k), then the destination QPN to a live QP of that function,
- * then into that QP's context inbox, which is bounded (a full inbox drops
- * the packet, as a congested link would: RC retries, UD loses it).
+ * then into that QP's context inbox, which is bounded.
+ *
+ * Flow control: an IB link is lossless (credit-based link-level flow
+ * control, IBTA 7.9), so RC requests are never dropped for want of room:
+ * one that finds the destination context holding more than its credit
+ * (VHCA_INBOX_CREDIT_*) of unconsumed input stays at the sender, held by
+ * its QP, and the QP waits (off its context's run list) until that
+ * context has consumed half of it; the QP's other work and every other
+ * QP go on, and its ACK timer runs as for any request in flight, so a
+ * destination that never drains fails only the QPs that send to it
+ * (retry exceeded), as on a fabric.  The credit keeps what waits in an
+ * inbox, and so the delay of an ACK behind it, short.  UD, UC and
+ * responses are dropped beyond VHCA_INBOX_MAX_* (a receiver that cannot
+ * keep up loses unreliable traffic; RC requests retry what is lost).
  * Delivery is an enqueue and a kick of the destination's engine turn;
  * the sender's thread never touches the destination's memory or state.
  *
@@ -36,6 +48,28 @@ struct vhca_qp;
  * routing and delivery.  Returns false if the port discarded it.
  */
 bool vhca_switch_send(struct vhca_qp *qp, struct vhca_pkt *pkt);
+
+enum vhca_send_result {
+	VHCA_SEND_OK,		/* delivered, or lost on the fabric */
+	VHCA_SEND_DISCARDED,	/* the sending port discarded it */
+	VHCA_SEND_BLOCKED,	/* no room: held by the QP, which waits */
+};
+
+/*
+ * Sends the request @pkt of the requester of @qp (ownership taken): as
+ * vhca_switch_send, and an RC request beyond the destination's credit is
+ * held (BLOCKED) until vhca_flow_resume() reschedules the QP, which then
+ * calls vhca_switch_send_held() before anything else.
+ */
+enum vhca_send_result vhca_switch_send_request(struct vhca_qp *qp,
+					       struct vhca_pkt *pkt);
+enum vhca_send_result vhca_switch_send_held(struct vhca_qp *qp);
+/* Forgets @qp's wait and its held request (go-back, error, reset, free). */
+void vhca_flow_release(struct vhca_qp *qp);
+/* In @dctx's turn: its waiting QPs that have room again, rescheduled. */
+void vhca_flow_resume(struct vhca_dctx *dctx);
+/* In @dctx's turn, after consuming input: wakes senders if room. */
+void vhca_inbox_consumed(struct vhca_dctx *dctx);
 
 /* Every packet in @dctx's inbox, oldest first, taken out of it. */
 struct vhca_pkt *vhca_inbox_take(struct vhca_dctx *dctx);

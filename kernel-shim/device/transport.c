@@ -387,8 +387,11 @@ static void receive(struct vhca_dctx *dctx, struct vhca_turn_budget *budget)
 			dctx->pending_tail = NULL;
 		pkt->next = NULL;
 		vhca_budget_spend(budget, pkt->len);
+		atomic_fetch_sub(&dctx->queued_pkts, 1);
+		atomic_fetch_sub(&dctx->queued_bytes, pkt->len);
 		dispatch(dctx, pkt);	/* takes the packet */
 	}
+	vhca_inbox_consumed(dctx);
 }
 
 /* Send work: each QP queued now gets one visit. */
@@ -423,6 +426,7 @@ bool vhca_transport_turn(struct vhca_dctx *dctx)
 	}
 	if (dctx->ctx_page)
 		drain_fifo(dctx);
+	vhca_flow_resume(dctx);
 	receive(dctx, &budget);
 	fire_timers(dctx, vhca_now_ns());
 	send(dctx, &budget);
