@@ -169,6 +169,60 @@ static inline int rc_ep_wait(struct rc_ep *e, struct ibv_wc *wc, int ms)
 	}
 }
 
+static inline uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static inline struct ibv_context *must_open(const char *dev)
+{
+	struct ibv_context *ctx = open_by_name(dev);
+
+	if (!ctx)
+		die("cannot open %s: %s", dev, strerror(errno));
+	return ctx;
+}
+
+static inline int post_recv(struct rc_ep *e, uint64_t wr_id, uint32_t len)
+{
+	struct ibv_sge sge = { .addr = (uintptr_t)e->buf, .length = len,
+			       .lkey = e->mr->lkey };
+	struct ibv_recv_wr wr = { .wr_id = wr_id, .sg_list = &sge,
+				  .num_sge = 1 }, *bad;
+
+	return ibv_post_recv(e->qp, &wr, &bad);
+}
+
+static inline int post_send(struct rc_ep *e, uint64_t wr_id, uint32_t len)
+{
+	struct ibv_sge sge = { .addr = (uintptr_t)e->buf, .length = len,
+			       .lkey = e->mr->lkey };
+	struct ibv_send_wr wr = { .wr_id = wr_id, .sg_list = &sge,
+				  .num_sge = 1, .opcode = IBV_WR_SEND,
+				  .send_flags = IBV_SEND_SIGNALED }, *bad;
+
+	return ibv_post_send(e->qp, &wr, &bad);
+}
+
+/* One completion of @e with status SUCCESS within @ms; false otherwise. */
+static inline bool wait_ok(struct rc_ep *e, int ms, const char *what)
+{
+	struct ibv_wc wc;
+
+	if (!rc_ep_wait(e, &wc, ms)) {
+		fprintf(stderr, "%s: no completion in %d ms\n", what, ms);
+		return false;
+	}
+	if (wc.status != IBV_WC_SUCCESS) {
+		fprintf(stderr, "%s: %s\n", what, ibv_wc_status_str(wc.status));
+		return false;
+	}
+	return true;
+}
+
 /* ---- rendezvous through files in a shared directory ------------------ */
 
 static inline void put_file(const char *dir, const char *name,

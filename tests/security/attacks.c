@@ -66,23 +66,6 @@
 #include "attack.h"
 #include "raw.h"
 
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-static struct ibv_context *must_open(const char *dev)
-{
-	struct ibv_context *ctx = open_by_name(dev);
-
-	if (!ctx)
-		die("cannot open %s: %s", dev, strerror(errno));
-	return ctx;
-}
-
 /* Two connected RC endpoints, on contexts of @a and @b, in this process. */
 struct pair {
 	struct rc_ep x, y;
@@ -108,43 +91,6 @@ static void pair_open(struct pair *p, const char *a, const char *b,
 	iy = rc_ep_info(&p->y);
 	rc_ep_connect(&p->x, &iy);
 	rc_ep_connect(&p->y, &ix);
-}
-
-static int post_recv(struct rc_ep *e, uint64_t wr_id, uint32_t len)
-{
-	struct ibv_sge sge = { .addr = (uintptr_t)e->buf, .length = len,
-			       .lkey = e->mr->lkey };
-	struct ibv_recv_wr wr = { .wr_id = wr_id, .sg_list = &sge,
-				  .num_sge = 1 }, *bad;
-
-	return ibv_post_recv(e->qp, &wr, &bad);
-}
-
-static int post_send(struct rc_ep *e, uint64_t wr_id, uint32_t len)
-{
-	struct ibv_sge sge = { .addr = (uintptr_t)e->buf, .length = len,
-			       .lkey = e->mr->lkey };
-	struct ibv_send_wr wr = { .wr_id = wr_id, .sg_list = &sge,
-				  .num_sge = 1, .opcode = IBV_WR_SEND,
-				  .send_flags = IBV_SEND_SIGNALED }, *bad;
-
-	return ibv_post_send(e->qp, &wr, &bad);
-}
-
-/* One completion of @e with status SUCCESS within @ms; false otherwise. */
-static bool wait_ok(struct rc_ep *e, int ms, const char *what)
-{
-	struct ibv_wc wc;
-
-	if (!rc_ep_wait(e, &wc, ms)) {
-		fprintf(stderr, "%s: no completion in %d ms\n", what, ms);
-		return false;
-	}
-	if (wc.status != IBV_WC_SUCCESS) {
-		fprintf(stderr, "%s: %s\n", what, ibv_wc_status_str(wc.status));
-		return false;
-	}
-	return true;
 }
 
 /* ---- the clean pair ------------------------------------------------------ */
@@ -719,9 +665,11 @@ static int big_writes(const char *a, const char *b, int seconds)
 				       p.y.mr->rkey))
 				die("big_writes: post");
 		for (int i = 0; i < 4; i++) {
-			if (!rc_ep_wait(&p.x, &wc, 60000) ||
-			    wc.status != IBV_WC_SUCCESS)
-				die("big_writes: completion");
+			if (!rc_ep_wait(&p.x, &wc, 60000))
+				die("big_writes: no completion in 60 s");
+			if (wc.status != IBV_WC_SUCCESS)
+				die("big_writes: completion %s",
+				    ibv_wc_status_str(wc.status));
 			n++;
 		}
 	}

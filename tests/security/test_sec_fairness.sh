@@ -1,23 +1,42 @@
 #!/bin/bash
 # Security findings 7 and 8: one tenant's work cannot starve another's.
 # Turns have a budget (64 KiB, 64 packets), so back-to-back 256 MiB
-# WRITEs interleave with other contexts' turns; timers and idle contexts
-# cost nothing to others (no scan of all QPs or contexts).  The clean
+# WRITEs interleave with other contexts' turns, and a context woken by a
+# doorbell or a packet runs before the busy ones; RC flow control keeps
+# the WRITEs lossless, so the attack runs at full speed throughout (it
+# used to die of retry exceeded, which let this test pass unloaded);
+# timers and idle contexts cost nothing to others (no scan of all QPs or
+# contexts).  The clean
 # pair's median round trip beside each attack stays within a small
 # factor of its median alone, and no round trip waits long.
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/sec_lib.sh"
 
-# beside NAME ATTACK ARGS...: the clean pair beside ATTACK, compared.
+# The attacker's VF0 data sent, in MiB (port_xmit_data counts 4-byte words).
+attacker_xmit_mib() {
+	echo $(($(sysfs_read class/infiniband/vhca0_vf0/ports/1/counters/port_xmit_data) / 262144))
+}
+
+# beside NAME MIN_MIB ATTACK ARGS...: the clean pair beside ATTACK,
+# compared.  The attack must last the whole run and, over it, send at
+# least MIN_MIB from its VF0: an attack that died (a 256 MiB WRITE that
+# failed with retry exceeded) or stalled proves nothing.
 beside() {
-	local name=$1 log=$RUN_DIR/$1.log attacker
-	shift
+	local name=$1 min_mib=$2 log=$RUN_DIR/$1.log attacker before sent
+	shift 2
 	env LD_PRELOAD="$TOOL_PRELOAD" "$ATTACKS" "$@" >"$log" 2>&1 &
 	attacker=$!
 	bg_track "$attacker"
 	wait_line "$log" "holding\|running" "$attacker" 2400 || fail "$name: $(cat "$log")"
+	before=$(attacker_xmit_mib)
 	bystander_start 4 1000
 	bystander_check "$name"
+	kill -0 "$attacker" 2>/dev/null ||
+		fail "$name: the attack ended before the clean pair did: $(cat "$log")"
+	sent=$(($(attacker_xmit_mib) - before))
+	((sent >= min_mib)) ||
+		fail "$name: the attack sent $sent MiB beside the clean pair, not $min_mib"
+	echo "the attack sent $sent MiB beside the clean pair"
 	# Generous: a 2-core machine shares its CPUs with the attack itself.
 	((BYSTANDER_P50 <= 4 * BASE_P50 + 200)) ||
 		fail "$name: median round trip $BYSTANDER_P50 us against $BASE_P50 us alone"
@@ -31,10 +50,10 @@ bystander_start 3 1000
 bystander_check "alone"
 BASE_P50=$BYSTANDER_P50
 
-beside "256 MiB RDMA WRITEs" big_writes vhca0_vf0 vhca0_vf1 60
+beside "256 MiB RDMA WRITEs" 256 big_writes vhca0_vf0 vhca0_vf1 60
 # As many as each VF's share allows (the quota stops the rest).
-beside "thousands of QPs waiting for ACKs" qp_timers vhca0_vf0 vhca0_vf1 16000 60
-beside "hundreds of idle contexts" idle_contexts vhca0_vf0 1200 60
+beside "thousands of QPs waiting for ACKs" 0 qp_timers vhca0_vf0 vhca0_vf1 16000 60
+beside "hundreds of idle contexts" 0 idle_contexts vhca0_vf0 1200 60
 
 wait_until_idle "after the attacks"
 vhca_stop_within 20

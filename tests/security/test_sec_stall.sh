@@ -64,10 +64,25 @@ wait "$attacker" || rc=$?
 cat "$log"
 ((rc == 0)) || fail "the attacker never finished after its filesystem died"
 
+# 3b. RC flow control towards a stalled receiver: the clean sender's QP
+#     that waits for the stalled sink's room fails alone (retry exceeded);
+#     its other QP's ping-pong goes on; destroying the waiting QP, then
+#     letting the sink drain, is safe.
+fresh_daemon --num-vfs 4
+pass "the attacker's filesystem died; vhcad stops"
+stall_fs_start
+log=$RUN_DIR/flow.log
+rc=0
+env LD_PRELOAD="$TOOL_PRELOAD" timeout -k 5 60 "$VHCA_BUILD/tests/security/flow_attack" \
+	vhca0_vf0 vhca0_vf2 vhca0_vf3 "$RUN_DIR/stall/f" "$RUN_DIR/release" >"$log" 2>&1 || rc=$?
+cat "$log"
+((rc == 0)) || fail "flow control towards a stalled receiver"
+pass "a stalled receiver fails only the QP that sends to it"
+
 # 4. userfaultfd: an MR fails at once; a command whose response buffer
 #    waits on one waits alone.
 fresh_daemon --num-vfs 4
-pass "a stall that never ends ends with its filesystem; vhcad stops"
+pass "a stall that ends with its filesystem and a stalled receiver; vhcad stops"
 bystander_start 8 2000
 log=$RUN_DIR/uffd.log
 env LD_PRELOAD="$TOOL_PRELOAD" timeout -k 5 60 "$ATTACKS" uffd vhca0_vf0 vhca0_vf1 >"$log" 2>&1 &
