@@ -888,9 +888,8 @@ static void request_short_slice(void)
 }
 
 /*
- * A thread that stops being awake for good (the engine stopping; a
- * stalled thread left when the monitor saw it stall, and a retiring one
- * does not come back) leaves as a sleeper would: if it was the last one
+ * A thread that stops being awake for good (a replacement retiring, or
+ * the engine stopping) leaves as a sleeper would: if it was the last one
  * awake, the polled contexts' doorbells are armed again (or their
  * providers would skip the eventfd that wakes the sleepers), and work it
  * leaves queued wakes one of them (runq_push kicked no sleeper while we
@@ -917,8 +916,14 @@ static bool retire_if_spare(struct engine_thread *t)
 	if (!retire)
 		atomic_fetch_add(&engine.serving, 1);
 	pthread_mutex_unlock(&engine.threads_lock);
-	/* The monitor took it out of the awake set; serving, it is back. */
-	if (!retire && atomic_fetch_add(&engine.awake, 1) == 0)
+	/*
+	 * The monitor took it out of the awake set; it is back, if only to
+	 * leave through retire_awake(): its turn's active_add() may have
+	 * cleared a doorbell's needs_wakeup after the monitor's
+	 * leave_awake() armed them, and the last thread to leave must arm
+	 * them again.
+	 */
+	if (atomic_fetch_add(&engine.awake, 1) == 0)
 		wake_all_polled();
 	return retire;
 }
@@ -926,7 +931,6 @@ static bool retire_if_spare(struct engine_thread *t)
 static void *engine_main(void *arg)
 {
 	struct engine_thread *t = arg;
-	bool retired = false;
 	struct spin_state st = {
 		.last_work = vhca_now_ns(),
 		.loadavg_fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC),
@@ -956,16 +960,12 @@ static void *engine_main(void *arg)
 			 * trips beside 256 MiB WRITEs, 0.26 ms alone).
 			 */
 			peek_epoll(&st, st.last_work);
-			if (retire_if_spare(t)) {
-				retired = true;
+			if (retire_if_spare(t))
 				break;
-			}
 			continue;
 		}
-		if (retire_if_spare(t)) {
-			retired = true;
+		if (retire_if_spare(t))
 			break;
-		}
 		now = vhca_now_ns();
 		if (keep_spinning(&st, now)) {
 			peek_epoll(&st, now);
@@ -974,9 +974,7 @@ static void *engine_main(void *arg)
 		sleep_until_woken(deadline);
 		st.last_work = vhca_now_ns();
 	}
-	/* A stalled thread that retires left the awake set already. */
-	if (!retired)
-		retire_awake();
+	retire_awake();
 	if (st.loadavg_fd >= 0)
 		close(st.loadavg_fd);
 	atomic_store(&t->done, true);
