@@ -286,9 +286,27 @@ void vhca_completer_timer(struct vhca_qp *qp)
 		vhca_qp_schedule(qp);
 		return;
 	}
-	if (qp->sq_tail == qp->req.cur)
-		return;		/* everything was answered meanwhile */
 	w = vhca_req_wqe(qp, qp->sq_tail);
+	if (qp->sq_tail == qp->req.cur) {
+		/*
+		 * Everything sent was answered.  The WQE being sent may have
+		 * a request held for want of room (switch.h): while the
+		 * receiver drains, the QP sends on and this is no timeout;
+		 * if nothing left for retry_cnt + 1 periods in a row, the
+		 * receiver does not drain and the QP fails as with a silent
+		 * peer (nothing else would arm the timer again).
+		 */
+		if (!qp->req.held)
+			return;
+		if (qp->attr.timeout &&
+		    ++qp->req.held_timeouts > qp->attr.retry_cnt) {
+			vhca_complete_send(qp, w, IBV_WC_RETRY_EXC_ERR);
+			return;
+		}
+		vhca_qp_timer_set(qp, VHCA_TIMER_ACK,
+				  vhca_now_ns() + ack_timeout_ns(qp));
+		return;
+	}
 	/* timeout 0 waits forever (we look again every 4 ms). */
 	if (qp->attr.timeout) {
 		if (!qp->req.retry_left) {

@@ -112,6 +112,11 @@ void vhca_dctx_destroy(struct vhca_dctx *dctx)
 	vhca_dctx_lock(dctx);
 	vhca_engine_detach(dctx);
 	dctx->dead = true;
+	/*
+	 * No more turns: what it holds is freed here, and the senders
+	 * waiting for its room go on (each holds a reference to it).
+	 */
+	vhca_inbox_purge(dctx);
 	/* QPs hold CQs, SRQs and PDs busy, MRs hold PDs: users first. */
 	destroy_objects_of(dctx, VHCA_OBJ_QP);
 	destroy_objects_of(dctx, VHCA_OBJ_SRQ);

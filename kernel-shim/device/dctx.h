@@ -116,9 +116,10 @@ struct vhca_qp_heap {
 
 /*
  * What a context has received and not yet consumed (its inbox and its
- * turn's pending list): an RC request beyond the credit waits at its
- * sender (switch.h: flow control); anything beyond the maximum is
- * dropped (UD, UC, responses).
+ * turn's pending list): an RC request beyond the credit (counted over RC
+ * requests alone, so other traffic cannot use it up) waits at its sender
+ * (switch.h: flow control); anything beyond the maximum is dropped (UD,
+ * UC, responses).
  */
 #define VHCA_INBOX_MAX_PKTS 4096u
 #define VHCA_INBOX_MAX_BYTES (8u << 20)
@@ -163,6 +164,9 @@ struct vhca_dctx {
 	/* received, not yet consumed: the inbox and the pending list */
 	atomic_uint queued_pkts;
 	_Atomic uint64_t queued_bytes;
+	/* of which RC requests, held to the credit (switch.c) */
+	atomic_uint credit_pkts;
+	_Atomic uint64_t credit_bytes;
 	/* flow control (switch.c) */
 	struct vhca_qp *flow_waiters;	/* senders waiting for room (inbox_lock) */
 	struct vhca_qp *blocked_head;	/* our QPs waiting for room elsewhere */

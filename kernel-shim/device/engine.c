@@ -39,9 +39,10 @@ struct engine_thread {
 	pthread_t tid;
 	bool used;			/* the slot holds a thread */
 	atomic_bool done;		/* it has left its loop */
-	_Atomic uint64_t turn_started;	/* 0 while not in a turn */
+	/* 0 while not in a turn; TURN_CLAIMED once the monitor gave up on it */
+	_Atomic uint64_t turn_started;
 	_Atomic pid_t os_tid;		/* its kernel task, once running */
-	atomic_bool stalled;		/* the monitor gave up on it */
+	bool claimed;			/* its last turn was claimed (its own) */
 };
 
 /*
@@ -59,6 +60,9 @@ enum { RUNQ_WOKEN = 0, RUNQ_BUSY = 1, RUNQ_CLASSES = 2 };
 struct runq {
 	struct vhca_dctx *head, *tail;
 };
+
+/* turn_started of a turn the monitor found stalled (never a real time). */
+#define TURN_CLAIMED UINT64_MAX
 
 struct reg_slot {
 	struct vhca_dctx *dctx;		/* NULL: free */
@@ -666,8 +670,9 @@ static void run_turn(struct engine_thread *t, struct vhca_dctx *dctx)
 	}
 	__atomic_store_n(&dctx->last_work_ns, now, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&dctx->lock);
-	if (t)
-		atomic_store(&t->turn_started, 0);
+	/* Ended: whether the monitor claimed it meanwhile (monitor_main). */
+	if (t && atomic_exchange(&t->turn_started, 0) == TURN_CLAIMED)
+		t->claimed = true;
 	atomic_fetch_sub(&dctx->dev->engine_turns, 1);
 	vhca_engine_set_deadline(dctx, deadline);
 	if (!dctx->dead)
@@ -709,7 +714,7 @@ static bool work_once(struct engine_thread *t, uint64_t *next_deadline)
 	for (int i = 0; i < 64 && (dctx = runq_pop()); i++) {
 		run_turn(t, dctx);
 		found = true;
-		if ((t && atomic_load(&t->stalled)) ||
+		if ((t && t->claimed) ||
 		    vhca_now_ns() - now >= ENGINE_BATCH_NS)
 			break;
 	}
@@ -903,25 +908,29 @@ static void retire_awake(void)
 		kick_sleeper();
 }
 
-/* A stalled thread came back: in service again, or retired. */
+/*
+ * A stalled thread came back: in service again, or retired.  The
+ * monitor claimed its turn, took it out of the serving count and of the
+ * awake set under threads_lock; taking that lock here waits for it to
+ * have done so, so each happens once and in that order.
+ */
 static bool retire_if_spare(struct engine_thread *t)
 {
 	bool retire;
 
-	if (!atomic_load(&t->stalled))
+	if (!t->claimed)
 		return false;
+	t->claimed = false;
 	pthread_mutex_lock(&engine.threads_lock);
-	atomic_store(&t->stalled, false);
 	retire = atomic_load(&engine.serving) >= engine.target;
 	if (!retire)
 		atomic_fetch_add(&engine.serving, 1);
 	pthread_mutex_unlock(&engine.threads_lock);
 	/*
-	 * The monitor took it out of the awake set; it is back, if only to
-	 * leave through retire_awake(): its turn's active_add() may have
-	 * cleared a doorbell's needs_wakeup after the monitor's
-	 * leave_awake() armed them, and the last thread to leave must arm
-	 * them again.
+	 * Back in the awake set, if only to leave through retire_awake():
+	 * its turn's active_add() may have cleared a doorbell's
+	 * needs_wakeup after the monitor's leave_awake() armed them, and
+	 * the last thread to leave must arm them again.
 	 */
 	if (atomic_fetch_add(&engine.awake, 1) == 0)
 		wake_all_polled();
@@ -1078,11 +1087,19 @@ static void *monitor_main(void *arg)
 			struct engine_thread *t = &engine.threads[i];
 			uint64_t started = atomic_load(&t->turn_started);
 
-			if (!t->used || !started || atomic_load(&t->stalled) ||
+			if (!t->used || !started || started == TURN_CLAIMED ||
 			    now - started < VHCA_ENGINE_STALL_NS ||
 			    !task_waiting(atomic_load(&t->os_tid)))
 				continue;
-			atomic_store(&t->stalled, true);
+			/*
+			 * Claim that very turn: if it ended meanwhile (and
+			 * the thread perhaps sleeps in epoll, out of the awake
+			 * set already), the claim fails and nothing changes.
+			 */
+			if (!atomic_compare_exchange_strong(&t->turn_started,
+							    &started,
+							    TURN_CLAIMED))
+				continue;
 			atomic_fetch_sub(&engine.serving, 1);
 			/*
 			 * A stalled thread polls nothing: it leaves the awake

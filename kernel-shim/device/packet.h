@@ -55,6 +55,7 @@ struct vhca_grh_fields {
 
 struct vhca_pkt {
 	struct vhca_pkt *next;		/* inbox / pool link */
+	bool credited;			/* an RC request: in the inbox's credit */
 	/* LRH */
 	uint16_t dlid, slid;
 	uint8_t sl;

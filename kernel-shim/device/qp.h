@@ -102,6 +102,7 @@ struct vhca_req {
 	 * and on its own context's blocked list until room is made.
 	 */
 	struct vhca_pkt *held;
+	unsigned int held_timeouts;	/* ACK timeouts with nothing leaving */
 	struct vhca_dctx *flow_dst;
 	struct vhca_qp *flow_next;
 	bool flow_listed;		/* on flow_dst's waiters */

@@ -23,18 +23,29 @@ bool vhca_port_accepts_pkey(const struct vhca_dev *dev, uint16_t qp_pkey_index,
 	return false;
 }
 
-/* Is there room for @pkt within @pkts and @bytes of unconsumed input? */
-static bool room(const struct vhca_dctx *dctx, const struct vhca_pkt *pkt,
-		 uint32_t pkts, uint64_t bytes)
+/* Is there room for @pkt in the inbox (all input)? */
+static bool room(const struct vhca_dctx *dctx, const struct vhca_pkt *pkt)
 {
-	return atomic_load(&dctx->queued_pkts) < pkts &&
-	       atomic_load(&dctx->queued_bytes) + pkt->len <= bytes;
+	return atomic_load(&dctx->queued_pkts) < VHCA_INBOX_MAX_PKTS &&
+	       atomic_load(&dctx->queued_bytes) + pkt->len <=
+		       VHCA_INBOX_MAX_BYTES;
+}
+
+/* Is there credit for the RC request @pkt? */
+static bool credit(const struct vhca_dctx *dctx, const struct vhca_pkt *pkt)
+{
+	return atomic_load(&dctx->credit_pkts) < VHCA_INBOX_CREDIT_PKTS &&
+	       atomic_load(&dctx->credit_bytes) + pkt->len <=
+		       VHCA_INBOX_CREDIT_BYTES;
 }
 
 /*
  * Appends @pkt to @dctx's inbox.  An RC request of @waiter beyond the
  * credit is refused and @waiter waits on @dctx (BLOCKED: the packet
- * stays the caller's); anything else beyond the maximum is dropped.
+ * stays the caller's).  Anything beyond the inbox's maximum is dropped,
+ * RC requests too: the credit covers RC requests only, so a flood of
+ * other traffic cannot hold RC senders waiting; it competes with them
+ * for the inbox as before, and RC retries what it loses.
  */
 static enum vhca_send_result deliver(struct vhca_dctx *dctx,
 				     struct vhca_pkt *pkt,
@@ -46,8 +57,7 @@ static enum vhca_send_result deliver(struct vhca_dctx *dctx,
 	pthread_mutex_lock(&dctx->inbox_lock);
 	if (dctx->dead) {
 		/* nobody will read it */
-	} else if (waiter && !room(dctx, pkt, VHCA_INBOX_CREDIT_PKTS,
-				   VHCA_INBOX_CREDIT_BYTES)) {
+	} else if (waiter && !credit(dctx, pkt)) {
 		if (!waiter->req.flow_listed) {
 			waiter->req.flow_next = dctx->flow_waiters;
 			dctx->flow_waiters = waiter;
@@ -58,8 +68,13 @@ static enum vhca_send_result deliver(struct vhca_dctx *dctx,
 			waiter->req.flow_dst = dctx;
 		}
 		result = VHCA_SEND_BLOCKED;
-	} else if (room(dctx, pkt, VHCA_INBOX_MAX_PKTS, VHCA_INBOX_MAX_BYTES)) {
+	} else if (room(dctx, pkt)) {
 		pkt->next = NULL;
+		pkt->credited = waiter != NULL;
+		if (pkt->credited) {
+			atomic_fetch_add(&dctx->credit_pkts, 1);
+			atomic_fetch_add(&dctx->credit_bytes, pkt->len);
+		}
 		if (dctx->inbox_tail)
 			dctx->inbox_tail->next = pkt;
 		else
@@ -114,6 +129,8 @@ static bool egress(struct vhca_qp *qp, struct vhca_pkt *pkt)
 	return true;
 }
 
+static void flow_unwait(struct vhca_qp *qp);
+
 /* Routing (DLID, then QPN) and delivery; @waiter as for deliver(). */
 static enum vhca_send_result route(struct vhca_qp *qp, struct vhca_pkt *pkt,
 				   struct vhca_qp *waiter)
@@ -129,6 +146,13 @@ static enum vhca_send_result route(struct vhca_qp *qp, struct vhca_pkt *pkt,
 		vhca_pkt_free(pkt);	/* nobody there: lost on the fabric */
 		return VHCA_SEND_OK;
 	}
+	/*
+	 * A QP waits on one destination: if its path moved (SQD, a new
+	 * address vector) it forgets the old one first, outside any
+	 * inbox lock.
+	 */
+	if (waiter && waiter->req.flow_dst && waiter->req.flow_dst != dctx)
+		flow_unwait(waiter);
 	result = deliver(dctx, pkt, waiter);
 	vhca_dctx_put(dctx);
 	return result;
@@ -184,6 +208,7 @@ static enum vhca_send_result send_held(struct vhca_qp *qp)
 		return result;
 	}
 	qp->req.held = NULL;
+	qp->req.held_timeouts = 0;	/* it moves: no timeout */
 	return result;
 }
 
@@ -211,9 +236,10 @@ static void flow_unwait(struct vhca_qp *qp)
 		if (qp->req.flow_listed) {
 			struct vhca_qp **link = &dst->flow_waiters;
 
-			while (*link != qp)
+			while (*link && *link != qp)
 				link = &(*link)->req.flow_next;
-			*link = qp->req.flow_next;
+			if (*link)
+				*link = qp->req.flow_next;
 			qp->req.flow_listed = false;
 		}
 		pthread_mutex_unlock(&dst->inbox_lock);
@@ -255,18 +281,29 @@ static void wake_senders_locked(struct vhca_dctx *dctx)
 	}
 }
 
-void vhca_inbox_consumed(struct vhca_dctx *dctx)
+void vhca_inbox_consumed(struct vhca_dctx *dctx, const struct vhca_pkt *pkt)
 {
-	if (!__atomic_load_n(&dctx->flow_waiters, __ATOMIC_RELAXED))
-		return;
+	atomic_fetch_sub(&dctx->queued_pkts, 1);
+	atomic_fetch_sub(&dctx->queued_bytes, pkt->len);
+	if (pkt->credited) {
+		atomic_fetch_sub(&dctx->credit_pkts, 1);
+		atomic_fetch_sub(&dctx->credit_bytes, pkt->len);
+	}
+}
+
+void vhca_inbox_wake_senders(struct vhca_dctx *dctx)
+{
 	/*
 	 * Half the credit free before the senders resume, so a sender
-	 * sends a burst, not a packet per wake-up.  Looking under the lock
-	 * pairs with deliver()'s check-and-wait: no wake-up is lost.
+	 * sends a burst, not a packet per wake-up.  Always under the lock:
+	 * a sender checks for room and joins the list in one hold of it,
+	 * so either it saw what we consumed or we see it (no unlocked
+	 * peek: a sender preempted between the two would be missed).
 	 */
 	pthread_mutex_lock(&dctx->inbox_lock);
-	if (atomic_load(&dctx->queued_bytes) <= VHCA_INBOX_CREDIT_BYTES / 2 &&
-	    atomic_load(&dctx->queued_pkts) <= VHCA_INBOX_CREDIT_PKTS / 2)
+	if (dctx->flow_waiters &&
+	    atomic_load(&dctx->credit_bytes) <= VHCA_INBOX_CREDIT_BYTES / 2 &&
+	    atomic_load(&dctx->credit_pkts) <= VHCA_INBOX_CREDIT_PKTS / 2)
 		wake_senders_locked(dctx);
 	pthread_mutex_unlock(&dctx->inbox_lock);
 }
@@ -319,6 +356,8 @@ void vhca_inbox_purge(struct vhca_dctx *dctx)
 	pthread_mutex_lock(&dctx->inbox_lock);
 	atomic_store(&dctx->queued_pkts, 0);
 	atomic_store(&dctx->queued_bytes, 0);
+	atomic_store(&dctx->credit_pkts, 0);
+	atomic_store(&dctx->credit_bytes, 0);
 	wake_senders_locked(dctx);
 	pthread_mutex_unlock(&dctx->inbox_lock);
 }

@@ -16,7 +16,7 @@
  * Flow control: an IB link is lossless (credit-based link-level flow
  * control, IBTA 7.9), so RC requests are never dropped for want of room:
  * one that finds the destination context holding more than its credit
- * (VHCA_INBOX_CREDIT_*) of unconsumed input stays at the sender, held by
+ * (VHCA_INBOX_CREDIT_*) of unconsumed RC requests stays at the sender, held by
  * its QP, and the QP waits (off its context's run list) until that
  * context has consumed half of it; the QP's other work and every other
  * QP go on, and its ACK timer runs as for any request in flight, so a
@@ -68,8 +68,10 @@ enum vhca_send_result vhca_switch_send_held(struct vhca_qp *qp);
 void vhca_flow_release(struct vhca_qp *qp);
 /* In @dctx's turn: its waiting QPs that have room again, rescheduled. */
 void vhca_flow_resume(struct vhca_dctx *dctx);
+/* In @dctx's turn: @pkt, taken from the inbox, is consumed. */
+void vhca_inbox_consumed(struct vhca_dctx *dctx, const struct vhca_pkt *pkt);
 /* In @dctx's turn, after consuming input: wakes senders if room. */
-void vhca_inbox_consumed(struct vhca_dctx *dctx);
+void vhca_inbox_wake_senders(struct vhca_dctx *dctx);
 
 /* Every packet in @dctx's inbox, oldest first, taken out of it. */
 struct vhca_pkt *vhca_inbox_take(struct vhca_dctx *dctx);

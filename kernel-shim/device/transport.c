@@ -371,6 +371,8 @@ static void dispatch(struct vhca_dctx *dctx, struct vhca_pkt *pkt)
 /* Packets of the inbox, oldest first, within the budget. */
 static void receive(struct vhca_dctx *dctx, struct vhca_turn_budget *budget)
 {
+	bool consumed = false;
+
 	if (!dctx->pending_head) {
 		struct vhca_pkt *list = vhca_inbox_take(dctx), *last = list;
 
@@ -387,11 +389,12 @@ static void receive(struct vhca_dctx *dctx, struct vhca_turn_budget *budget)
 			dctx->pending_tail = NULL;
 		pkt->next = NULL;
 		vhca_budget_spend(budget, pkt->len);
-		atomic_fetch_sub(&dctx->queued_pkts, 1);
-		atomic_fetch_sub(&dctx->queued_bytes, pkt->len);
+		vhca_inbox_consumed(dctx, pkt);
+		consumed = true;
 		dispatch(dctx, pkt);	/* takes the packet */
 	}
-	vhca_inbox_consumed(dctx);
+	if (consumed)
+		vhca_inbox_wake_senders(dctx);
 }
 
 /* Send work: each QP queued now gets one visit. */
