@@ -2,12 +2,14 @@
 /* Completion queues (cq.h). */
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <infiniband/verbs.h>
 
 #include "cq.h"
+#include "packet.h"
 #include "engine.h"
 #include "limits.h"
 
@@ -275,6 +277,12 @@ int vhca_cq_push(struct vhca_cq *cq, const struct vhca_cqe *cqe,
 	struct vhca_cqe *slot;
 	uint8_t owner;
 
+	if (__builtin_expect(vhca_trace_enabled, 0))
+		fprintf(stderr,
+			"vhca: qp %06x cqe cq %u wr_id %llx status %u opcode %u len %u producer %u consumer %u%s\n",
+			cqe->qp_num, cq->cqn, (unsigned long long)cqe->wr_id,
+			cqe->status, cqe->opcode, cqe->byte_len, cq->producer,
+			atomic_load(consumer), cq->error ? " (CQ in error)" : "");
 	if (cq->error)
 		return -ENOSPC;
 	/* A consumer ahead of us is garbage: unsigned distance overflows. */

@@ -30,6 +30,7 @@
 
 #include "dctx.h"
 #include "engine.h"
+#include "packet.h"
 #include "transport.h"
 
 /* epoll tags: the low bits of data.u64 say what fired. */
@@ -579,6 +580,9 @@ int vhca_engine_attach(struct vhca_dctx *dctx, int owner_pidfd)
 	dctx->attached = true;
 	watch(dctx);
 	pthread_mutex_unlock(&engine.reg_lock);
+	if (vhca_trace_enabled)
+		fprintf(stderr, "vhca: ctx %u %s attached in slot %u\n", dctx->id,
+			dctx->dev->name, slot);
 	if (dctx->ctx_page)
 		set_needs_wakeup(dctx, 1);
 	vhca_engine_kick(dctx);	/* doorbells rung before we watched */
@@ -609,6 +613,9 @@ void vhca_engine_detach(struct vhca_dctx *dctx)
 	}
 	engine.reg[dctx->reg_slot].dctx = NULL;
 	pthread_mutex_unlock(&engine.reg_lock);
+	if (vhca_trace_enabled)
+		fprintf(stderr, "vhca: ctx %u %s detached from slot %u\n",
+			dctx->id, dctx->dev->name, dctx->reg_slot);
 	pthread_mutex_lock(&engine.timer_lock);
 	dctx->dead = true;
 	in_heap = dctx->heap_index >= 0;
@@ -1060,8 +1067,44 @@ static bool task_waiting(pid_t tid)
 	return !state || state[1] != ' ' || state[2] != 'R';
 }
 
+/*
+ * With VHCA_TRACE: every 5 s, each watched context's doorbell state, for
+ * telling a lost doorbell from a lost completion.
+ */
+static void trace_contexts(void)
+{
+	pthread_mutex_lock(&engine.reg_lock);
+	for (uint32_t slot = 0; slot < engine.reg_cap; slot++) {
+		struct vhca_dctx *d = engine.reg[slot].dctx;
+		const struct vhca_ctx_page *page;
+
+		if (!d)
+			continue;
+		if (!d->ctx_page) {
+			fprintf(stderr, "vhca: ctx %u %s (no doorbells)\n",
+				d->id, d->dev->name);
+			continue;
+		}
+		page = d->ctx_page;
+		fprintf(stderr,
+			"vhca: ctx %u %s fifo head %u tail %u (ours %u) needs_wakeup %u overflow %u polled %d sched %d awake %u sleepers %u\n",
+			d->id, d->dev->name,
+			__atomic_load_n(&page->fifo_head, __ATOMIC_RELAXED),
+			__atomic_load_n(&page->fifo_tail, __ATOMIC_RELAXED),
+			__atomic_load_n(&d->fifo_tail, __ATOMIC_RELAXED),
+			__atomic_load_n(&page->needs_wakeup, __ATOMIC_RELAXED),
+			__atomic_load_n(&page->overflow, __ATOMIC_RELAXED),
+			(int)__atomic_load_n(&d->polled, __ATOMIC_RELAXED),
+			atomic_load(&d->sched), atomic_load(&engine.awake),
+			atomic_load(&engine.sleepers));
+	}
+	pthread_mutex_unlock(&engine.reg_lock);
+}
+
 static void *monitor_main(void *arg)
 {
+	uint64_t traced = 0;
+
 	(void)arg;
 	pthread_mutex_lock(&engine.monitor_lock);
 	while (atomic_load(&engine.running)) {
@@ -1079,6 +1122,10 @@ static void *monitor_main(void *arg)
 		if (!atomic_load(&engine.running))
 			break;
 		now = vhca_now_ns();
+		if (vhca_trace_enabled && now - traced > 5000000000ULL) {
+			trace_contexts();
+			traced = now;
+		}
 		pthread_mutex_lock(&engine.threads_lock);
 		reap_retired_locked();
 		for (unsigned int i = 0; i < sizeof(engine.threads) /

@@ -6,6 +6,7 @@
  * the timer heap, send completions and flushes.
  */
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -207,6 +208,10 @@ static void pop_entry(struct vhca_dctx *dctx, uint32_t entry)
 	qp = vhca_obj_lookup(dctx, VHCA_OBJ_QP, entry >> 1);
 	if (!qp)
 		return;
+	if (__builtin_expect(vhca_trace_enabled, 0))
+		fprintf(stderr, "vhca: qp %06x doorbell sq_head %u sq_tail %u\n",
+			qp->qpn, atomic_load((_Atomic uint32_t *)&qp->db->sq_head),
+			qp->sq_tail);
 	/* Clear first, then look: a doorbell after this pushes again. */
 	atomic_store((_Atomic uint32_t *)&qp->db->queued, 0);
 	atomic_thread_fence(memory_order_seq_cst);
