@@ -248,8 +248,22 @@ static void build_args(const struct vm *vm, struct args *a)
 	arg(a, kvm ? "kvm" : "tcg,thread=multi");
 	arg(a, "-cpu");
 	arg(a, kvm ? "host" : "max");
+	/*
+	 * Under TCG, QEMU makes the guest's atomic instructions atomic (and
+	 * its fences fences) only when the machine may have more than one
+	 * vCPU (CF_PARALLEL, from maxcpus > 1); with one, a guest xchg is a
+	 * load and a store.  The VF's doorbell page is shared with the
+	 * device, which writes the same words from vhcad's threads: a
+	 * one-vCPU guest lost the device's clear of a QP's queued flag
+	 * between its own load and store, and the provider then skipped
+	 * every later doorbell of that QP (MPI jobs between VMs stalled).
+	 * So a TCG machine always allows a second vCPU, never plugged.
+	 */
 	arg(a, "-smp");
-	arg(a, "%u", vm->cpus);
+	if (kvm)
+		arg(a, "%u", vm->cpus);
+	else
+		arg(a, "%u,maxcpus=%u", vm->cpus, vm->cpus < 2 ? 2 : vm->cpus);
 	arg(a, "-m");
 	arg(a, "%" PRIu64 "M", mib);
 	/* RAM vhcad can map: file offset = guest-physical address. */
