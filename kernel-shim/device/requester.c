@@ -385,6 +385,31 @@ void vhca_requester_go_back(struct vhca_qp *qp, uint32_t psn)
 	}
 }
 
+/*
+ * Everything posted is sent: the next post must ring.  The QP's queued
+ * flag is cleared when its doorbell is popped; a flag left set makes the
+ * provider skip the FIFO for every later post, and nothing but an ACK
+ * would bring the QP back.  Seen between VMs: a QP with three WQEs
+ * posted, queued 1, an empty FIFO, both ranks waiting for ever (the
+ * guest's xchg was not atomic: one-vCPU TCG, tools/vm/qemu.c).  A guest
+ * whose atomics are not atomic, or that scribbles the flag, must cost
+ * itself at most a doorbell's wait, never a stuck QP: so a QP that runs
+ * dry clears the flag itself and looks at sq_head once more (the
+ * provider stores sq_head before its xchg; this pairs with that as the
+ * pop does).  Returns the sq_head seen last.
+ */
+static uint32_t rearm_doorbell(struct vhca_qp *qp, uint32_t head)
+{
+	_Atomic uint32_t *queued = (_Atomic uint32_t *)&qp->db->queued;
+
+	if (!atomic_load_explicit(queued, memory_order_relaxed))
+		return head;
+	atomic_store(queued, 0);
+	atomic_thread_fence(memory_order_seq_cst);
+	return atomic_load_explicit((_Atomic uint32_t *)&qp->db->sq_head,
+				    memory_order_acquire);
+}
+
 bool vhca_requester_run(struct vhca_qp *qp, struct vhca_turn_budget *budget)
 {
 	bool more = false;
@@ -446,6 +471,9 @@ bool vhca_requester_run(struct vhca_qp *qp, struct vhca_turn_budget *budget)
 					return false;
 			}
 	}
+	if (qp->state == IBV_QPS_RTS && qp->req.cur == qp->req.next &&
+	    qp->req.next == head && !qp->req.held)
+		head = rearm_doorbell(qp, head);
 	return more || (qp->state == IBV_QPS_RTS && !qp->req.rnr_wait &&
 			!qp->req.held &&
 			(qp->req.cur != qp->req.next ||
