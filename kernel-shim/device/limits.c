@@ -46,6 +46,11 @@ const struct vhca_limits vhca_limits = {
 	.pkey_tbl_len = VHCA_PKEY_TABLE_LEN,
 	.max_mtu = IBV_MTU_4096,
 	.max_vl_num = 1,		/* VL0 only */
+	/*
+	 * 4.096 us * 2^18 = 1.07 s, OpenSM's default (subnet_timeout 18):
+	 * what a client on a managed subnet reads until an SM sets it.
+	 */
+	.subnet_timeout = 18,
 	.num_comp_vectors = 1,
 	.max_inline_data = 256,
 	.max_comp_channels = 1024,

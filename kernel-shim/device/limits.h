@@ -50,6 +50,7 @@ struct vhca_limits {
 	uint16_t pkey_tbl_len;
 	uint8_t max_mtu;		/* enum ibv_mtu */
 	uint8_t max_vl_num;
+	uint8_t subnet_timeout;		/* PortInfo:SubnetTimeOut */
 	/* context */
 	uint32_t num_comp_vectors;
 	uint32_t max_inline_data;	/* bytes of inline send data per WQE */

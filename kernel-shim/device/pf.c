@@ -80,8 +80,14 @@ static void init_port(struct vhca_port *port, uint16_t lid)
 	port->active_speed = 32;	/* EDR */
 	port->lid = lid;
 	port->sm_lid = PF_LID;
+	/*
+	 * CM_SUP: the port answers IB CM MADs on QP1 (gsi.c), as the
+	 * kernel's cm.c sets it on every IB port it serves; librdmacm and
+	 * ibv_devinfo read it.
+	 */
 	port->cap_flags = IBV_PORT_SYS_IMAGE_GUID_SUP |
-			  IBV_PORT_PKEY_SW_EXT_PORT_TRAP_SUP;
+			  IBV_PORT_PKEY_SW_EXT_PORT_TRAP_SUP |
+			  IBV_PORT_CM_SUP;
 	/* The PF hosts the subnet manager, as on a single-switch fabric. */
 	if (lid == PF_LID)
 		port->cap_flags |= IBV_PORT_SM;

@@ -231,6 +231,7 @@ int cmd_query_port(struct cmd_call *call)
 		.active_mtu = port.active_mtu,
 		.lmc = port.lmc,
 		.max_vl_num = l->max_vl_num,
+		.subnet_timeout = l->subnet_timeout,
 		.sm_sl = port.sm_sl,
 		.active_width = port.active_width,
 		.active_speed = port.active_speed,

@@ -82,6 +82,11 @@ static void check_device(struct ibv_device *device)
 	read_attr(name, "ports/1/cap_mask", text, sizeof(text));
 	CHECK(port.port_cap_flags == strtoul(text, NULL, 16),
 	      "%s cap_mask 0x%x %s", name, port.port_cap_flags, text);
+	/* librdmacm's users look for CM_SUP; 18 is OpenSM's default. */
+	CHECK(port.port_cap_flags & IBV_PORT_CM_SUP, "%s no CM_SUP 0x%x", name,
+	      port.port_cap_flags);
+	CHECK(port.subnet_timeout == 18, "%s subnet_timeout %u", name,
+	      port.subnet_timeout);
 	CHECK(port.gid_tbl_len > 0 && port.pkey_tbl_len > 0, "table sizes");
 
 	REQUIRE(!ibv_query_gid(ctx, 1, 0, &gid), "query_gid");
