@@ -1822,11 +1822,6 @@ static void t_many_qps(void)
 	}
 }
 
-struct subtest {
-	const char *name;
-	void (*fn)(void);
-};
-
 static const struct subtest tests[] = {
 	{ "rc_ops", t_rc_ops },
 	{ "uc_ops", t_uc_ops },

@@ -1247,11 +1247,6 @@ static void t_resize_live(void)
 
 /* ---- main ----------------------------------------------------------- */
 
-struct subtest {
-	const char *name;
-	void (*fn)(void);
-};
-
 static const struct subtest tests[] = {
 	{ "dereg_write", t_dereg_write },
 	{ "dereg_read", t_dereg_read },

@@ -100,35 +100,9 @@ static void end_open(struct end *e, const char *env, const char *dflt,
 
 static void end_connect(struct end *e, const struct end *peer)
 {
-	struct ibv_qp_attr a = { .qp_state = IBV_QPS_INIT, .port_num = 1,
-				 .qp_access_flags = IBV_ACCESS_REMOTE_READ |
-						    IBV_ACCESS_REMOTE_WRITE };
+	int ret = rc_connect(e->qp, peer->qp->qp_num, peer->lid);
 
-	REQUIRE(!ibv_modify_qp(e->qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX |
-					       IBV_QP_PORT |
-					       IBV_QP_ACCESS_FLAGS),
-		"INIT");
-	a = (struct ibv_qp_attr){
-		.qp_state = IBV_QPS_RTR, .path_mtu = IBV_MTU_4096,
-		.dest_qp_num = peer->qp->qp_num, .rq_psn = 7,
-		.max_dest_rd_atomic = 1, .min_rnr_timer = 1,
-		.ah_attr = { .dlid = peer->lid, .port_num = 1 },
-	};
-	REQUIRE(!ibv_modify_qp(e->qp, &a, IBV_QP_STATE | IBV_QP_AV |
-					       IBV_QP_PATH_MTU |
-					       IBV_QP_DEST_QPN | IBV_QP_RQ_PSN |
-					       IBV_QP_MAX_DEST_RD_ATOMIC |
-					       IBV_QP_MIN_RNR_TIMER),
-		"RTR");
-	a = (struct ibv_qp_attr){ .qp_state = IBV_QPS_RTS, .sq_psn = 7,
-				  .timeout = 14, .retry_cnt = 7,
-				  .rnr_retry = 7, .max_rd_atomic = 1 };
-	REQUIRE(!ibv_modify_qp(e->qp, &a, IBV_QP_STATE | IBV_QP_SQ_PSN |
-					       IBV_QP_TIMEOUT |
-					       IBV_QP_RETRY_CNT |
-					       IBV_QP_RNR_RETRY |
-					       IBV_QP_MAX_QP_RD_ATOMIC),
-		"RTS");
+	REQUIRE(!ret, "connect: %s", strerror(ret));
 }
 
 static void end_close(struct end *e)
@@ -595,10 +569,7 @@ static void t_odp(void)
 	end_close(&b);
 }
 
-static const struct {
-	const char *name;
-	void (*fn)(void);
-} tests[] = {
+static const struct subtest tests[] = {
 	{ "poll", t_poll },
 	{ "single_threaded", t_single_threaded },
 	{ "empty", t_empty },
@@ -610,26 +581,6 @@ static const struct {
 
 int main(int argc, char **argv)
 {
-	size_t n = sizeof(tests) / sizeof(tests[0]);
-	bool all = argc < 2 || !strcmp(argv[1], "all");
-
-	if (argc == 2 && !strcmp(argv[1], "--list")) {
-		for (size_t i = 0; i < n; i++)
-			printf("%s\n", tests[i].name);
-		return 0;
-	}
-	for (size_t i = 0; i < n; i++) {
-		bool run = all;
-
-		for (int j = 1; j < argc && !run; j++)
-			run = !strcmp(argv[j], tests[i].name);
-		if (!run)
-			continue;
-		unsigned int before = test_failed;
-
-		tests[i].fn();
-		printf("%s: %s\n", test_failed == before ? "ok" : "FAIL",
-		       tests[i].name);
-	}
-	return test_report();
+	return subtests_main(tests, sizeof(tests) / sizeof(tests[0]), argc,
+			     argv);
 }
