@@ -36,6 +36,7 @@ enum vhca_devcmd_op {
 	VHCA_DEVCMD_DEALLOC_PD = 0x11,
 	VHCA_DEVCMD_REG_MR = 0x12,
 	VHCA_DEVCMD_DEREG_MR = 0x13,
+	VHCA_DEVCMD_REREG_MR = 0x14,
 	VHCA_DEVCMD_CREATE_CQ = 0x20,
 	VHCA_DEVCMD_RESIZE_CQ = 0x21,
 	VHCA_DEVCMD_DESTROY_CQ = 0x22,
@@ -170,6 +171,32 @@ struct vhca_devcmd_reg_mr_out {
 	__u32 lkey;
 	__u32 rkey;
 	__u32 reserved;
+};
+
+/* REREG_MR's flags: what changes (IBV_REREG_MR_CHANGE_*). */
+#define VHCA_DEVCMD_REREG_TRANS 0x1u	/* the range (and its pages) */
+#define VHCA_DEVCMD_REREG_PD 0x2u
+#define VHCA_DEVCMD_REREG_ACCESS 0x4u
+#define VHCA_DEVCMD_REREG_ALL 0x7u
+
+/*
+ * IBTA 11.2.8.3 Reregister Memory Region: the MR keeps its handle and
+ * gets new keys; the old ones stop working at once.
+ */
+struct vhca_devcmd_rereg_mr {
+	__u32 handle;
+	__u32 flags;		/* VHCA_DEVCMD_REREG_*, not 0 */
+	__u32 pd_handle;	/* REREG_PD */
+	__u32 access;		/* REREG_ACCESS: IB_UVERBS_ACCESS_* */
+	__u64 addr;		/* REREG_TRANS: as REG_MR's */
+	__u64 length;
+	__u64 iova;
+	struct vhca_devcmd_mem mem;	/* REREG_TRANS: as REG_MR's */
+};
+
+struct vhca_devcmd_rereg_mr_out {
+	__u32 lkey;
+	__u32 rkey;
 };
 
 #define VHCA_DEVCMD_NO_CHANNEL 0xffffffffu

@@ -463,30 +463,44 @@ static int dealloc_pd(struct devcmd_call *c)
 	return vhca_pd_dealloc(c->dctx, in->handle);
 }
 
+/*
+ * An MR's pages, when @paged (a VM's MR with a range): read from the
+ * list pages after the body.  Otherwise no memory may be named: vhcad's
+ * driver checked the range against the owner's maps.
+ */
+static int mr_pages(const struct devcmd_call *c,
+		    const struct vhca_devcmd_mem *mem, bool paged,
+		    uint64_t **pages, uint32_t *npages)
+{
+	int ret;
+
+	*pages = NULL;
+	*npages = 0;
+	if (!paged)
+		return mem->kind != VHCA_DEVCMD_MEM_NONE || c->num_lists ?
+			       -EINVAL : 0;
+	if (mem->nlist != c->num_lists)
+		return -EINVAL;
+	ret = vhca_vm_read_pages(c->port->vm, mem, c->lists,
+				 VHCA_VM_MR_PAGES_MAX, pages);
+	if (!ret)
+		*npages = mem->npages;
+	return ret;
+}
+
 static int reg_mr(struct devcmd_call *c)
 {
 	const struct vhca_devcmd_reg_mr *in = c->body;
 	struct vhca_devcmd_reg_mr_out *out = c->out;
 	struct ib_uverbs_reg_mr_resp resp;
-	uint64_t *pages = NULL;
-	uint32_t npages = 0;
+	uint64_t *pages;
+	uint32_t npages;
 	int ret;
 
-	if (c->port->in_process) {
-		/* The driver checked the range against the owner's maps. */
-		if (in->mem.kind != VHCA_DEVCMD_MEM_NONE || c->num_lists)
-			return -EINVAL;
-	} else {
-		if (in->mem.nlist != c->num_lists)
-			return -EINVAL;
-		ret = vhca_vm_read_pages(c->port->vm, &in->mem, c->lists,
-					 VHCA_VM_MR_PAGES_MAX, &pages);
-		if (ret)
-			return ret;
-		npages = in->mem.npages;
-	}
-	ret = vhca_mr_reg(c->dctx, in->pd_handle, in->addr, in->length,
-			  in->iova, in->access, pages, npages, &resp);
+	ret = mr_pages(c, &in->mem, !c->port->in_process, &pages, &npages);
+	if (!ret)
+		ret = vhca_mr_reg(c->dctx, in->pd_handle, in->addr, in->length,
+				  in->iova, in->access, pages, npages, &resp);
 	if (ret)
 		return ret;
 	*out = (struct vhca_devcmd_reg_mr_out){
@@ -495,6 +509,25 @@ static int reg_mr(struct devcmd_call *c)
 		.rkey = resp.rkey,
 	};
 	return 0;
+}
+
+static int rereg_mr(struct devcmd_call *c)
+{
+	const struct vhca_devcmd_rereg_mr *in = c->body;
+	struct vhca_devcmd_rereg_mr_out *out = c->out;
+	uint64_t *pages;
+	uint32_t npages;
+	int ret;
+
+	ret = mr_pages(c, &in->mem,
+		       !c->port->in_process &&
+			       (in->flags & VHCA_DEVCMD_REREG_TRANS),
+		       &pages, &npages);
+	if (ret)
+		return ret;
+	*out = (struct vhca_devcmd_rereg_mr_out){ 0 };
+	return vhca_mr_rereg(c->dctx, in, pages, npages, &out->lkey,
+			     &out->rkey);
 }
 
 static int dereg_mr(struct devcmd_call *c)
@@ -696,6 +729,8 @@ static const struct devcmd_desc devcmds[VHCA_DEVCMD_OP_MAX] = {
 	CMD_MEM(REG_MR, sizeof(struct vhca_devcmd_reg_mr),
 	    sizeof(struct vhca_devcmd_reg_mr_out), true, reg_mr),
 	CMD(DEREG_MR, sizeof(struct vhca_devcmd_handle), 0, true, dereg_mr),
+	CMD_MEM(REREG_MR, sizeof(struct vhca_devcmd_rereg_mr),
+	    sizeof(struct vhca_devcmd_rereg_mr_out), true, rereg_mr),
 	CMD_MEM(CREATE_CQ, sizeof(struct vhca_devcmd_create_cq),
 	    sizeof(struct vhca_devcmd_cq_out), true, create_cq),
 	CMD_MEM(RESIZE_CQ, sizeof(struct vhca_devcmd_resize_cq),

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <rdma/ib_user_ioctl_verbs.h>
+#include <vhca/devcmd.h>
 
 #include "dma.h"
 #include "mr.h"
@@ -376,6 +377,108 @@ void vhca_mr_destroy(struct vhca_dctx *dctx, struct vhca_mr *mr)
 		vhca_vm_pages_released(dctx->space, mr->npages);
 	free(mr->pages);
 	free(mr);
+}
+
+/* The checks of vhca_mr_rereg(), in ib_uverbs_rereg_mr()'s order. */
+static int rereg_check(struct vhca_dctx *dctx, struct vhca_mr *mr,
+		       const struct vhca_devcmd_rereg_mr *in, bool paged,
+		       uint32_t npages, struct vhca_pd **pd)
+{
+	uint32_t access = in->flags & VHCA_DEVCMD_REREG_ACCESS ? in->access :
+								  mr->access;
+	int ret;
+
+	if (!mr)
+		return -EINVAL;
+	/*
+	 * An ODP MR has no pages to move, and making one ODP would mean
+	 * dropping them under traffic: deregister and register instead.
+	 */
+	if ((mr->access | access) & IB_UVERBS_ACCESS_ON_DEMAND)
+		return -EOPNOTSUPP;
+	ret = vhca_mr_check_access(access);
+	if (ret)
+		return ret;
+	*pd = mr->pd;
+	if (in->flags & VHCA_DEVCMD_REREG_PD) {
+		*pd = vhca_obj_lookup(dctx, VHCA_OBJ_PD, in->pd_handle);
+		if (!*pd)
+			return -EINVAL;
+	}
+	if (!(in->flags & VHCA_DEVCMD_REREG_TRANS))
+		return paged ? -EINVAL : 0;	/* pages without a range */
+	ret = vhca_mr_check_args(in->addr, in->length, in->iova, access);
+	if (ret)
+		return ret;
+	/* A VM's MR stays a page list covering it exactly; vhcad's none. */
+	if (paged != !!mr->pages)
+		return -EINVAL;
+	if (paged && (in->addr >= MR_PAGE ||
+		      npages != (in->addr + in->length + MR_PAGE - 1) / MR_PAGE))
+		return -EINVAL;
+	return 0;
+}
+
+int vhca_mr_rereg(struct vhca_dctx *dctx,
+		  const struct vhca_devcmd_rereg_mr *in, uint64_t *pages,
+		  uint32_t npages, uint32_t *lkey, uint32_t *rkey)
+{
+	uint64_t *old_pages = NULL;
+	uint32_t old_npages = 0, old_key;
+	struct vhca_pd *pd = NULL;
+	struct vhca_mr *mr;
+	int ret = -EINVAL;
+
+	if (!in->flags || (in->flags & ~VHCA_DEVCMD_REREG_ALL))
+		goto out;
+	vhca_dctx_lock(dctx);
+	mr = vhca_obj_lookup(dctx, VHCA_OBJ_MR, in->handle);
+	ret = rereg_check(dctx, mr, in, pages != NULL, npages, &pd);
+	if (ret)
+		goto unlock;
+	/*
+	 * New keys first, the only step that can fail: the old key's slot
+	 * is freed, so the map does not grow, and is taken back on failure.
+	 */
+	old_key = mr->lkey;
+	key_remove(dctx, key_find(dctx, old_key));
+	ret = assign_key(dctx, mr);
+	if (ret) {
+		key_place(dctx->key_slots, dctx->key_cap,
+			  &(struct vhca_key_slot){ .mr = mr, .key = old_key });
+		dctx->key_count++;
+		mr->lkey = mr->rkey = old_key;
+		goto unlock;
+	}
+	if (in->flags & VHCA_DEVCMD_REREG_ACCESS)
+		mr->access = in->access;
+	mr->pd->num_mrs--;
+	mr->pd = pd;
+	mr->pdn = pd->pdn;
+	pd->num_mrs++;
+	if (in->flags & VHCA_DEVCMD_REREG_TRANS) {
+		mr->addr = in->addr;
+		mr->length = in->length;
+		mr->iova = in->iova;
+		old_pages = mr->pages;
+		old_npages = mr->npages;
+		mr->pages = pages;
+		mr->npages = npages;
+		pages = NULL;
+	}
+	*lkey = mr->lkey;
+	*rkey = mr->rkey;
+unlock:
+	vhca_dctx_unlock(dctx);
+out:
+	if (pages) {	/* not taken */
+		old_pages = pages;
+		old_npages = npages;
+	}
+	if (old_pages)
+		vhca_vm_pages_released(dctx->space, old_npages);
+	free(old_pages);
+	return ret;
 }
 
 int vhca_mr_dereg(struct vhca_dctx *dctx, uint32_t handle)

@@ -92,6 +92,17 @@ int vhca_mr_reg(struct vhca_dctx *dctx, uint32_t pd_handle, uint64_t addr,
 int vhca_mr_dereg(struct vhca_dctx *dctx, uint32_t handle);
 /* Unconditional teardown; dctx->lock held. */
 void vhca_mr_destroy(struct vhca_dctx *dctx, struct vhca_mr *mr);
+
+/*
+ * REREG_MR (vhca/devcmd.h): the MR @handle gets what @flags names of
+ * the rest of @in (a VM's new @pages with REREG_TRANS, taken over as by
+ * vhca_mr_reg) and new keys.  All or nothing: 0, -EINVAL (no such MR
+ * or PD, bad flags or range), -EOPNOTSUPP (an ODP MR, or to one).
+ */
+struct vhca_devcmd_rereg_mr;
+int vhca_mr_rereg(struct vhca_dctx *dctx,
+		  const struct vhca_devcmd_rereg_mr *in, uint64_t *pages,
+		  uint32_t npages, uint32_t *lkey, uint32_t *rkey);
 /* Frees the context's key map (after every MR is gone). */
 void vhca_mr_map_free(struct vhca_dctx *dctx);
 

@@ -152,6 +152,10 @@ static const struct cmd_method write_methods[NUM_METHODS] = {
 		LEGACY("REG_MR", cmd_reg_mr, struct ib_uverbs_reg_mr,
 		       sizeof(struct ib_uverbs_reg_mr_resp),
 		       CMD_HAS_UDATA | CMD_HAS_RESP),
+	[IB_USER_VERBS_CMD_REREG_MR] =
+		LEGACY("REREG_MR", cmd_rereg_mr, struct ib_uverbs_rereg_mr,
+		       sizeof(struct ib_uverbs_rereg_mr_resp),
+		       CMD_HAS_UDATA | CMD_HAS_RESP),
 	[IB_USER_VERBS_CMD_DEREG_MR] =
 		LEGACY("DEREG_MR", cmd_dereg_mr, struct ib_uverbs_dereg_mr, 0,
 		       0),

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
  * uverbs commands of the context and what hangs off it directly: the
- * context itself, device and port queries, PDs, MRs and completion
- * channels.  Framing, dispatch and the errno rules: cmd.c.
+ * context itself, device and port queries, PDs and completion channels
+ * (MRs: cmd_mr.c).  Framing, dispatch and the errno rules: cmd.c.
  */
 #include <endian.h>
 #include <errno.h>
@@ -303,111 +303,6 @@ int cmd_dealloc_pd(struct cmd_call *call)
 	return ret ? ret :
 		     cmd_destroy_object(call, VHCA_DEVCMD_DEALLOC_PD,
 					req.pd_handle, NULL, NULL);
-}
-
-/* Every MR may be read (it can source a send); some also written. */
-static unsigned int mr_rights(uint32_t access)
-{
-	return VHCA_PEER_READ |
-	       (vhca_mr_access_writable(access) ? VHCA_PEER_WRITE : 0);
-}
-
-/*
- * Order of checks and errnos as ib_uverbs_reg_mr() + ib_umem_get(); the
- * range against the caller's mappings is what get_user_pages() would
- * refuse, checked here because the driver knows the process.
- */
-/*
- * In a VM the device needs the MR's guest-physical pages (the pinning
- * ib_umem_get() does); in vhcad it reaches the owner's address space.
- */
-static int reg_mr_cmd(struct cmd_call *call, const struct ib_uverbs_reg_mr *req,
-		      struct vhca_devcmd_reg_mr_out *out)
-{
-	const struct vhca_device_memory *m = vhca_device_memory();
-	struct vhca_devcmd_reg_mr mr = {
-		.pd_handle = req->pd_handle,
-		.access = req->access_flags,
-		.addr = req->start,
-		.length = req->length,
-		.iova = req->hca_va,
-	};
-	uint64_t *list = NULL, offset;
-	void *pin = NULL;
-	int ret;
-
-	if (m) {
-		ret = m->region(call->peer, req->start, req->length,
-				vhca_mr_access_writable(req->access_flags),
-				&mr.mem, &offset, &list, &pin);
-		if (ret)
-			return ret;
-		mr.addr = offset;
-	}
-	ret = vhca_ucontext_cmd(call->uctx, VHCA_DEVCMD_REG_MR, &mr,
-				sizeof(mr), list, mr.mem.nlist, out,
-				sizeof(*out));
-	free(list);
-	if (!ret) {
-		ret = vhca_uobj_add(call->uctx, out->handle, VHCA_OBJ_MR, 0,
-				    NULL, pin);
-		if (ret)
-			cmd_undo_create(call, VHCA_DEVCMD_DEREG_MR,
-					out->handle);
-	}
-	if (ret && pin)
-		m->unpin(pin);
-	return ret;
-}
-
-int cmd_reg_mr(struct cmd_call *call)
-{
-	struct vhca_devcmd_reg_mr_out out;
-	struct ib_uverbs_reg_mr_resp resp;
-	struct ib_uverbs_reg_mr req;
-	int ret;
-
-	ret = cmd_read_request(call, &req, sizeof(req));
-	if (!ret)
-		ret = vhca_mr_check_args(req.start, req.length, req.hca_va,
-					 req.access_flags);
-	/* Inside a VM, MRs are pinned page lists: nothing is on demand. */
-	if (!ret && (req.access_flags & IB_UVERBS_ACCESS_ON_DEMAND) &&
-	    vhca_device_memory())
-		ret = -EOPNOTSUPP;
-	if (!ret && !vhca_uobj_exists(call->uctx, req.pd_handle, VHCA_OBJ_PD))
-		ret = -EINVAL;
-	/*
-	 * ib_umem_get() faults the range in (EFAULT if unmapped); an ODP MR
-	 * promises nothing about its pages until they are accessed.
-	 */
-	if (!ret && !(req.access_flags & IB_UVERBS_ACCESS_ON_DEMAND))
-		ret = vhca_peer_check_range(call->peer, req.start, req.length,
-					    mr_rights(req.access_flags));
-	if (!ret)
-		ret = reg_mr_cmd(call, &req, &out);
-	if (ret)
-		return ret;
-	resp = (struct ib_uverbs_reg_mr_resp){
-		.mr_handle = out.handle,
-		.lkey = out.lkey,
-		.rkey = out.rkey,
-	};
-	ret = cmd_write_response(call, &resp, sizeof(resp));
-	if (ret)
-		cmd_undo_create(call, VHCA_DEVCMD_DEREG_MR, out.handle);
-	return ret;
-}
-
-int cmd_dereg_mr(struct cmd_call *call)
-{
-	struct ib_uverbs_dereg_mr req;
-	int ret;
-
-	ret = cmd_read_request(call, &req, sizeof(req));
-	return ret ? ret :
-		     cmd_destroy_object(call, VHCA_DEVCMD_DEREG_MR,
-					req.mr_handle, NULL, NULL);
 }
 
 int cmd_create_comp_channel(struct cmd_call *call)

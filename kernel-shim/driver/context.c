@@ -85,6 +85,33 @@ void *vhca_uobj_swap_pin(struct vhca_ucontext *uctx, uint32_t handle,
 	return old;
 }
 
+void vhca_uobj_set_mr(struct vhca_ucontext *uctx, uint32_t handle,
+		      const struct vhca_uobj_mr *mr)
+{
+	struct vhca_uobject *uobj;
+
+	pthread_mutex_lock(&uctx->events_lock);
+	uobj = uobj_of(uctx, handle);
+	if (uobj && uobj->type == VHCA_OBJ_MR)
+		uobj->mr = *mr;
+	pthread_mutex_unlock(&uctx->events_lock);
+}
+
+bool vhca_uobj_get_mr(struct vhca_ucontext *uctx, uint32_t handle,
+		      struct vhca_uobj_mr *mr)
+{
+	struct vhca_uobject *uobj;
+	bool live;
+
+	pthread_mutex_lock(&uctx->events_lock);
+	uobj = uobj_of(uctx, handle);
+	live = uobj && uobj->type == VHCA_OBJ_MR;
+	if (live)
+		*mr = uobj->mr;
+	pthread_mutex_unlock(&uctx->events_lock);
+	return live;
+}
+
 bool vhca_uobj_exists(struct vhca_ucontext *uctx, uint32_t handle,
 		      uint8_t type)
 {

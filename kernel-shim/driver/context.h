@@ -34,6 +34,12 @@
 #include "device/pf.h"
 #include "peer.h"
 
+/* An MR as its owner last registered it (REREG_MR keeps what it omits). */
+struct vhca_uobj_mr {
+	uint64_t addr, length, iova;
+	uint32_t access;
+};
+
 /* What the driver keeps of one device object (ib_uobject). */
 struct vhca_uobject {
 	uint8_t type;			/* enum vhca_obj_type */
@@ -42,6 +48,7 @@ struct vhca_uobject {
 	uint32_t comp_events_read;	/* for DESTROY's events_reported */
 	uint32_t async_events_read;
 	void *pin;			/* guest memory held for it (VM) */
+	struct vhca_uobj_mr mr;		/* an MR's */
 };
 
 struct vhca_ucontext {
@@ -119,6 +126,11 @@ int vhca_uobj_add(struct vhca_ucontext *uctx, uint32_t handle, uint8_t type,
 /* Exchanges the pin of @handle's uobject (a resized CQ); the old one. */
 void *vhca_uobj_swap_pin(struct vhca_ucontext *uctx, uint32_t handle,
 			 void *pin);
+/* An MR uobject's range and access: set, or got (false: no such MR). */
+void vhca_uobj_set_mr(struct vhca_ucontext *uctx, uint32_t handle,
+		      const struct vhca_uobj_mr *mr);
+bool vhca_uobj_get_mr(struct vhca_ucontext *uctx, uint32_t handle,
+		      struct vhca_uobj_mr *mr);
 /* Is @handle a live object of @type? */
 bool vhca_uobj_exists(struct vhca_ucontext *uctx, uint32_t handle,
 		      uint8_t type);

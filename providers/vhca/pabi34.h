@@ -420,6 +420,21 @@ struct ibv_reg_mr {
 VERBS_PABI_CHECK_CMD(ibv_reg_mr, struct ib_uverbs_cmd_hdr, ib_uverbs_reg_mr,
 		     access_flags);
 
+/* IB_USER_VERBS_CMD_REREG_MR */
+struct ibv_rereg_mr {
+	struct ib_uverbs_cmd_hdr hdr;
+	__aligned_u64 response;
+	__u32 mr_handle;
+	__u32 flags;
+	__aligned_u64 start;
+	__aligned_u64 length;
+	__aligned_u64 hca_va;
+	__u32 pd_handle;
+	__u32 access_flags;
+};
+VERBS_PABI_CHECK_CMD(ibv_rereg_mr, struct ib_uverbs_cmd_hdr,
+		     ib_uverbs_rereg_mr, access_flags);
+
 /* IB_USER_VERBS_CMD_DEREG_MR */
 struct ibv_dereg_mr {
 	struct ib_uverbs_cmd_hdr hdr;
@@ -615,6 +630,12 @@ int ibv_cmd_reg_mr(struct ibv_pd *pd, void *addr, size_t length,
 		   uint64_t hca_va, int access, struct verbs_mr *vmr,
 		   struct ibv_reg_mr *cmd, size_t cmd_size,
 		   struct ib_uverbs_reg_mr_resp *resp, size_t resp_size);
+/* Sets vmr's lkey and rkey from the response. */
+int ibv_cmd_rereg_mr(struct verbs_mr *vmr, uint32_t flags, void *addr,
+		     size_t length, uint64_t hca_va, int access,
+		     struct ibv_pd *pd, struct ibv_rereg_mr *cmd,
+		     size_t cmd_sz, struct ib_uverbs_rereg_mr_resp *resp,
+		     size_t resp_sz);
 int ibv_cmd_dereg_mr(struct verbs_mr *vmr);
 
 /*

@@ -164,6 +164,43 @@ struct vhca_mr *vhca_mr_new(struct ibv_pd *pd, void *addr, size_t length,
 	return mr;
 }
 
+/*
+ * ibv_rereg_mr() checked the flags and that a new range is given; the
+ * device checks the rest.  0 or an errno (libibverbs turns it into
+ * IBV_REREG_MR_ERR_CMD).
+ */
+int vhca_rereg_mr(struct verbs_mr *vmr, int flags, struct ibv_pd *pd,
+		  void *addr, size_t length, int access)
+{
+	struct vhca_mr *mr = vhca_container_of(vmr, struct vhca_mr, vmr);
+	struct vhca_context *vctx = to_vctx(vmr->ibv_mr.context);
+	struct ib_uverbs_rereg_mr_resp resp;
+	struct ibv_rereg_mr cmd;
+
+	/* As the kernel: device memory's MRs are not re-registered. */
+	if (mr->dm) {
+		errno = EINVAL;
+		return EINVAL;
+	}
+	/*
+	 * In a VM the device takes the pages as they are: a new range is
+	 * pinned as at registration, and so is the old one when it becomes
+	 * writable (mlock() breaks copy-on-write for a writable MR).
+	 */
+	if (vctx->vm && (flags & IBV_REREG_MR_CHANGE_TRANSLATION) &&
+	    vhca_pin(addr, length, access))
+		return errno;	/* EFAULT: not mapped (or not writable) */
+	if (vctx->vm && !(flags & IBV_REREG_MR_CHANGE_TRANSLATION) &&
+	    (flags & IBV_REREG_MR_CHANGE_ACCESS) && vmr->ibv_mr.length &&
+	    vhca_pin(vmr->ibv_mr.addr, vmr->ibv_mr.length, access))
+		return errno;
+	memset(&cmd, 0, sizeof(cmd));
+	memset(&resp, 0, sizeof(resp));
+	return ibv_cmd_rereg_mr(vmr, (uint32_t)flags, addr, length,
+				(uintptr_t)addr, access, pd, &cmd, sizeof(cmd),
+				&resp, sizeof(resp));
+}
+
 int vhca_dereg_mr(struct verbs_mr *vmr)
 {
 	struct vhca_mr *mr = vhca_container_of(vmr, struct vhca_mr, vmr);

@@ -102,6 +102,7 @@ static const struct verbs_context_ops vhca_ctx_ops = {
 	.query_srq = vhca_query_srq,
 	.reg_dm_mr = vhca_reg_dm_mr,
 	.reg_mr = vhca_reg_mr,
+	.rereg_mr = vhca_rereg_mr,
 	.req_notify_cq = vhca_req_notify_cq,
 	.resize_cq = vhca_resize_cq,
 };

@@ -325,6 +325,8 @@ int vhca_populate(void *addr, size_t length, int advice);
 /* Registers [addr, addr + length) at @hca_va; NULL with errno set. */
 struct vhca_mr *vhca_mr_new(struct ibv_pd *pd, void *addr, size_t length,
 			    uint64_t hca_va, int access);
+int vhca_rereg_mr(struct verbs_mr *vmr, int flags, struct ibv_pd *pd,
+		  void *addr, size_t length, int access);
 struct ibv_mr *vhca_reg_mr(struct ibv_pd *pd, void *addr, size_t length,
 			   uint64_t hca_va, int access);
 int vhca_dereg_mr(struct verbs_mr *vmr);

@@ -3,9 +3,14 @@
 # the start/next/end poll API and its accessors on an RC exchange between
 # two VFs, completion timestamps against the clock read around the
 # traffic, the device clock (ibv_query_rt_values_ex), and the flags vhca
-# must refuse; QP create flags (0 accepted, the rest EOPNOTSUPP).  Each
-# sub-test in its own process; afterwards the daemon holds nothing.
+# must refuse; QP create flags (0 accepted, the rest EOPNOTSUPP); device
+# memory; ODP.  Then ibv_rereg_mr (mr_rereg_test.c): access, range and PD
+# changed under a peer's RDMA, the refusals, and a move under a stream of
+# WRITEs.  Each sub-test in its own process; afterwards the daemon holds
+# nothing.
 source "$(dirname "$0")/../lib.sh"
 
 vhca_start --num-vfs 2
 run_subtests "$VHCA_BUILD/tests/verbs_ex_test" 60
+vhca_start --num-vfs 2
+run_subtests "$VHCA_BUILD/tests/mr_rereg_test" 60

@@ -1014,6 +1014,111 @@ static void test_mrs(void)
 	close_guest_fds(&g);
 }
 
+static int rereg_mr(struct vhca_ucontext *u, uint32_t handle, uint32_t flags,
+		    const void *addr, uint64_t len, uint64_t hca_va,
+		    uint32_t pd, uint32_t access,
+		    struct ib_uverbs_rereg_mr_resp *out)
+{
+	struct ib_uverbs_rereg_mr_resp resp = { 0 };
+	struct ib_uverbs_rereg_mr core = {
+		.response = (uintptr_t)&resp,
+		.mr_handle = handle, .flags = flags,
+		.start = (uintptr_t)addr, .length = len, .hca_va = hca_va,
+		.pd_handle = pd, .access_flags = access,
+	};
+	int ret = legacy(u, IB_USER_VERBS_CMD_REREG_MR, &core, sizeof(core),
+			 sizeof(resp));
+
+	if (out)
+		*out = resp;
+	return ret;
+}
+
+/* REREG_MR's raw inputs, as ib_uverbs_rereg_mr() checks them. */
+static void test_rereg_mr(void)
+{
+	struct vhca_alloc_ucontext_cmd g;
+	struct vhca_ucontext *u = open_context(&g);
+	const uint32_t lw = IB_UVERBS_ACCESS_LOCAL_WRITE;
+	struct ib_uverbs_rereg_mr_resp rr;
+	struct ib_uverbs_reg_mr_resp r;
+	uint32_t pd, pd2, was;
+	struct vhca_mr *mr;
+	char *area;
+
+	area = mmap(NULL, 3 * page, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	REQUIRE(area != MAP_FAILED, "mmap");
+	REQUIRE(!mprotect(area + 2 * page, page, PROT_READ), "mprotect");
+	REQUIRE(!alloc_pd(u, &pd) && !alloc_pd(u, &pd2), "alloc_pd");
+	REQUIRE(!reg_mr(u, pd, area, page, lw, &r), "reg_mr");
+
+	CHECK(rereg_mr(u, r.mr_handle, 0, NULL, 0, 0, 0, 0, NULL) == EINVAL,
+	      "flags 0");
+	CHECK(rereg_mr(u, r.mr_handle, 8, NULL, 0, 0, 0, 0, NULL) ==
+		      EOPNOTSUPP, "flag 8");
+	CHECK(rereg_mr(u, pd, IBV_REREG_MR_CHANGE_ACCESS, NULL, 0, 0, 0, lw,
+		       NULL) == EINVAL, "a PD handle as the MR");
+	CHECK(rereg_mr(u, r.mr_handle + 99, IBV_REREG_MR_CHANGE_ACCESS, NULL,
+		       0, 0, 0, lw, NULL) == EINVAL, "no such MR");
+	CHECK(rereg_mr(u, r.mr_handle, IBV_REREG_MR_CHANGE_PD, NULL, 0, 0,
+		       pd2 + 50, 0, NULL) == EINVAL, "no such PD");
+	CHECK(rereg_mr(u, r.mr_handle, IBV_REREG_MR_CHANGE_PD, NULL, 0, 0,
+		       r.mr_handle, 0, NULL) == EINVAL, "an MR handle as the PD");
+	CHECK(rereg_mr(u, r.mr_handle, IBV_REREG_MR_CHANGE_TRANSLATION,
+		       area + 1, 64, 2, 0, 0, NULL) == EINVAL,
+	      "hca_va with another page offset");
+	CHECK(rereg_mr(u, r.mr_handle, IBV_REREG_MR_CHANGE_TRANSLATION, area,
+		       0, (uintptr_t)area, 0, 0, NULL) == EINVAL, "length 0");
+	CHECK(rereg_mr(u, r.mr_handle, IBV_REREG_MR_CHANGE_TRANSLATION,
+		       unmapped, page, (uintptr_t)unmapped, 0, 0, NULL) ==
+		      EFAULT, "an unmapped range");
+	CHECK(rereg_mr(u, r.mr_handle, IBV_REREG_MR_CHANGE_TRANSLATION,
+		       area + 2 * page, page, (uintptr_t)area + 2 * page, 0, 0,
+		       NULL) == EFAULT, "a writable MR moved to read-only memory");
+	CHECK(rereg_mr(u, r.mr_handle, IBV_REREG_MR_CHANGE_ACCESS, NULL, 0, 0,
+		       0, IB_UVERBS_ACCESS_REMOTE_WRITE, NULL) == EINVAL,
+	      "REMOTE_WRITE without LOCAL_WRITE");
+	CHECK(rereg_mr(u, r.mr_handle, IBV_REREG_MR_CHANGE_ACCESS, NULL, 0, 0,
+		       0, lw | IB_UVERBS_ACCESS_ON_DEMAND, NULL) == EOPNOTSUPP,
+	      "to ODP");
+	mr = find_mr(u, r.lkey);
+	CHECK(mr && mr->addr == (uintptr_t)area && mr->length == (uint64_t)page &&
+		      mr->access == lw,
+	      "every refusal left the MR as it was");
+
+	/* All three at once: new range, PD and access, new keys. */
+	CHECK(rereg_mr(u, r.mr_handle, IBV_REREG_MR_CHANGE_TRANSLATION |
+					       IBV_REREG_MR_CHANGE_PD |
+					       IBV_REREG_MR_CHANGE_ACCESS,
+		       area + page + 8, 100, 0x5000008, pd2,
+		       IB_UVERBS_ACCESS_REMOTE_READ, &rr) == 0,
+	      "rereg of everything");
+	CHECK(!find_mr(u, r.lkey), "the old key is gone");
+	mr = find_mr(u, rr.lkey);
+	CHECK(mr && rr.rkey == rr.lkey && mr->addr == (uintptr_t)area + page + 8 &&
+		      mr->iova == 0x5000008 && mr->length == 100 &&
+		      mr->access == IB_UVERBS_ACCESS_REMOTE_READ,
+	      "the MR as re-registered");
+	CHECK(dealloc_pd(u, pd2) == EBUSY && dealloc_pd(u, pd) == 0,
+	      "the MR moved to the new PD");
+	/* Read-only now: moving it onto read-only memory is fine. */
+	was = rr.lkey;
+	CHECK(rereg_mr(u, r.mr_handle, IBV_REREG_MR_CHANGE_TRANSLATION,
+		       area + 2 * page, page, (uintptr_t)area + 2 * page, 0, 0,
+		       &rr) == 0 && rr.lkey != was,
+	      "a read-only MR onto read-only memory");
+	CHECK(rereg_mr(u, r.mr_handle, IBV_REREG_MR_CHANGE_ACCESS, NULL, 0, 0,
+		       0, lw, NULL) == EFAULT,
+	      "write access gained on read-only memory");
+	CHECK(dereg_mr(u, r.mr_handle) == 0 && dealloc_pd(u, pd2) == 0,
+	      "dereg, dealloc");
+	munmap(area, 3 * page);
+	vhca_cmd_release(u);
+	CHECK(stats_are(0, 0, 0, 0), STATS_FMT, STATS_ARGS);
+	close_guest_fds(&g);
+}
+
 /*
  * Keys are capabilities (security finding 2): random, unique among a
  * context's live MRs, index part never 0, unrelated to one another and
@@ -1567,6 +1672,7 @@ int main(void)
 	test_query_port();
 	test_pds();
 	test_mrs();
+	test_rereg_mr();
 	test_keys();
 	test_channels();
 	test_refill();

@@ -4,7 +4,7 @@
 # guest (and to another VM), naming the owner; without --vf a VM takes the
 # lowest free VF; the VF's guest driver runs before CMD and a driver that
 # fails keeps CMD from running (exit 125, its log on stderr); the lock is
-# free once the VM is gone.
+# free once the VM is gone; ibv_rereg_mr in a VM (mr_rereg_test).
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/vm_lib.sh"
 
@@ -62,6 +62,15 @@ lock_held 1 && fail "vf1 still locked after its VM ended"
 kill -TERM "$guest"
 wait "$guest" || true
 pass "the VF is free again once its VM is gone"
+
+# ---- ibv_rereg_mr in a VM: new ranges are guest pages, translated and pinned -------
+rc=0
+vm --run-dir "$RUN_DIR" --vf 1 "${env_opts[@]}" --env VHCA_DEV_A=vhca0_vf1 \
+	--env VHCA_DEV_B=vhca0_vf1 -- "$VHCA_BUILD/tests/mr_rereg_test" all \
+	>"$RUN_DIR/rereg.log" 2>&1 || rc=$?
+((rc == 0)) && grep -qE '^[0-9]+ passed, 0 failed' "$RUN_DIR/rereg.log" ||
+	{ cat "$RUN_DIR/rereg.log" >&2; fail "mr_rereg_test in a VM: exit $rc"; }
+pass "ibv_rereg_mr in a VM (access, range, PD, refusals, a move under WRITEs)"
 
 # ---- a guest driver that fails ----------------------------------------------------
 rc=0
