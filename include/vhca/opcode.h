@@ -35,12 +35,17 @@ enum vhca_wr_flag {
 	VHCA_WR_CONSUMES_RECV = 1 << 5,	/* takes a receive WQE at the target */
 	VHCA_WR_INLINE_OK = 1 << 6,	/* IBV_SEND_INLINE is honoured */
 	VHCA_WR_RD_ATOMIC = 1 << 7,	/* counts against max_rd_atomic */
+	/*
+	 * Its 8-byte payload is in the WQE (atomic.compare_add), its
+	 * target in atomic.remote_addr/rkey: ATOMIC WRITE.
+	 */
+	VHCA_WR_WQE_DATA = 1 << 8,
 };
 
 struct vhca_wr_info {
 	const char *name;
 	uint8_t qp_types;		/* VHCA_QPT_*_BIT */
-	uint8_t flags;			/* enum vhca_wr_flag */
+	uint16_t flags;			/* enum vhca_wr_flag */
 	uint8_t bth_op;			/* BTH operation of the first packet */
 	uint8_t wc_opcode;		/* enum ibv_wc_opcode of its completion */
 	uint64_t qp_ex_op;		/* IBV_QP_EX_WITH_* for ibv_wr_* */
@@ -71,6 +76,7 @@ enum vhca_bth_op {
 	VHCA_OP_ATOMIC_ACK = 0x12,
 	VHCA_OP_CMP_SWAP = 0x13,
 	VHCA_OP_FETCH_ADD = 0x14,
+	VHCA_OP_ATOMIC_WRITE = 0x1d,	/* IBTA 1.5 (A19), RC only */
 };
 
 /* BTH transport, the high 3 bits. */
@@ -84,7 +90,7 @@ enum vhca_bth_transport {
 #define VHCA_BTH_TR(opcode) ((opcode) & 0xe0)
 
 /* Work request opcodes, indexed by enum vhca_wqe_opcode. */
-#define VHCA_WQE_OPCODE_COUNT 7
+#define VHCA_WQE_OPCODE_COUNT 16
 
 static const struct vhca_wr_info vhca_wr_table[VHCA_WQE_OPCODE_COUNT] = {
 	[VHCA_WQE_RDMA_WRITE] = {
@@ -158,6 +164,20 @@ static const struct vhca_wr_info vhca_wr_table[VHCA_WQE_OPCODE_COUNT] = {
 		.remote_access = IB_UVERBS_ACCESS_REMOTE_ATOMIC,
 		.local_access = IB_UVERBS_ACCESS_LOCAL_WRITE,
 	},
+	/*
+	 * RDMA ATOMIC WRITE (IBTA 1.5, annex A19; rxe's IB_WR_ATOMIC_WRITE):
+	 * 8 bytes from the WQE to an 8-byte aligned remote address of an MR
+	 * with REMOTE_WRITE, written as one store; acknowledged as a WRITE.
+	 */
+	[VHCA_WQE_ATOMIC_WRITE] = {
+		.name = "ATOMIC_WRITE",
+		.qp_types = VHCA_QPT_RC_BIT,
+		.flags = VHCA_WR_WQE_DATA,
+		.bth_op = VHCA_OP_ATOMIC_WRITE,
+		.wc_opcode = IBV_WC_ATOMIC_WRITE,
+		.qp_ex_op = IBV_QP_EX_WITH_ATOMIC_WRITE,
+		.remote_access = IB_UVERBS_ACCESS_REMOTE_WRITE,
+	},
 };
 
 /* The row of a WQE opcode, or NULL for one the device does not have. */
@@ -205,11 +225,12 @@ enum vhca_pkt_flag {
 	VHCA_PKT_ATOMIC = 1u << 13,	/* atomic request */
 	VHCA_PKT_READ_RESP = 1u << 14,
 	VHCA_PKT_RWR = 1u << 15,	/* consumes a receive WQE */
+	VHCA_PKT_ATOMIC_WRITE = 1u << 16,	/* 8 aligned bytes, one store */
 };
 
 struct vhca_pkt_info {
 	const char *name;
-	uint16_t flags;			/* enum vhca_pkt_flag */
+	uint32_t flags;			/* enum vhca_pkt_flag */
 	uint8_t qp_types;		/* VHCA_QPT_*_BIT: who may receive it */
 	uint8_t wc_opcode;		/* receive completion, if RWR */
 };
@@ -282,6 +303,10 @@ static const struct vhca_pkt_info vhca_pkt_table[256] = {
 	[VHCA_TR_RC | VHCA_OP_FETCH_ADD] = { "FETCH_ADD",
 		VHCA_PKT_REQ | VHCA_PKT_ATOMIC_ETH | VHCA_PKT_ATOMIC |
 			VHCA_PKT_START | VHCA_PKT_END, VHCA_QPT_RC_BIT, 0 },
+	/* A single-packet WRITE of exactly 8 aligned bytes (A19). */
+	[VHCA_TR_RC | VHCA_OP_ATOMIC_WRITE] = { "ATOMIC_WRITE",
+		VHCA_PKT_WRITE_ANY | VHCA_PKT_RETH | VHCA_PKT_ATOMIC_WRITE |
+			VHCA_PKT_START | VHCA_PKT_END, VHCA_QPT_RC_BIT, 0 },
 	[VHCA_TR_UD | VHCA_OP_SEND_ONLY] = { "UD_SEND_ONLY",
 		VHCA_PKT_SEND_ANY | VHCA_PKT_DETH | VHCA_PKT_START |
 			VHCA_PKT_END, VHCA_QPT_UD_BIT, IBV_WC_RECV },
@@ -306,7 +331,7 @@ static inline uint8_t vhca_bth_op_of(uint8_t first, bool first_pkt,
 				     bool last_pkt, bool imm)
 {
 	if (first != VHCA_OP_SEND_FIRST && first != VHCA_OP_WRITE_FIRST)
-		return first;	/* READ request, atomics: one packet */
+		return first;	/* READ request, atomics, atomic write: one */
 	if (first_pkt && last_pkt)	/* ONLY is FIRST + 4 */
 		return (uint8_t)(first + 4 + imm);
 	if (first_pkt)

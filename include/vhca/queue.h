@@ -42,6 +42,8 @@ enum vhca_wqe_opcode {
 	VHCA_WQE_RDMA_READ = 4,
 	VHCA_WQE_ATOMIC_CMP_AND_SWP = 5,
 	VHCA_WQE_ATOMIC_FETCH_AND_ADD = 6,
+	/* IBTA 1.5 (A19): 8 bytes, in atomic.compare_add, stored at once */
+	VHCA_WQE_ATOMIC_WRITE = 15,
 };
 
 enum vhca_wqe_flags {

@@ -65,9 +65,9 @@ static void progress(struct vhca_qp *qp)
 }
 
 /*
- * Completes, in order, the sent WQEs an answer covers: SENDs and WRITEs
- * up to @psn (inclusive), stopping at a READ or atomic, which only its
- * own response completes.  A WQE that failed locally completes in error
+ * Completes, in order, the sent WQEs an answer covers: SENDs, WRITEs and
+ * ATOMIC WRITEs up to @psn (inclusive), stopping at a READ or atomic,
+ * which only its own response completes.  A WQE that failed locally completes in error
  * when it comes up.  Returns true if any completed.
  */
 static bool complete_up_to(struct vhca_qp *qp, uint32_t psn)
@@ -81,7 +81,7 @@ static bool complete_up_to(struct vhca_qp *qp, uint32_t psn)
 			vhca_complete_send(qp, w, (enum ibv_wc_status)w->error);
 			return true;
 		}
-		if (!(w->info->flags & VHCA_WR_SENDS_PAYLOAD) ||
+		if ((w->info->flags & VHCA_WR_READS_INTO) ||
 		    vhca_psn_diff(psn, last_psn(w)) < 0)
 			break;
 		vhca_complete_send(qp, w, IBV_WC_SUCCESS);

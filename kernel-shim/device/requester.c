@@ -91,7 +91,12 @@ static enum ibv_wc_status validate(struct vhca_qp *qp, struct vhca_swqe *w)
 	w->info = info;
 	if (!vhca_wr_allowed(h->opcode, qp->type))
 		return IBV_WC_LOC_QP_OP_ERR;
-	if (h->flags & VHCA_WQE_INLINE) {
+	if (info->flags & VHCA_WR_WQE_DATA) {
+		/* ATOMIC WRITE: its 8 bytes are in the WQE, nothing else. */
+		if (h->num_sge || (h->flags & VHCA_WQE_INLINE))
+			return IBV_WC_LOC_LEN_ERR;
+		len = 8;
+	} else if (h->flags & VHCA_WQE_INLINE) {
 		if (!(info->flags & VHCA_WR_INLINE_OK) ||
 		    h->inline_len > qp->max_inline ||
 		    h->inline_len > VHCA_SWQE_BODY ||
@@ -250,7 +255,7 @@ static enum ibv_wc_status send_next(struct vhca_qp *qp, struct vhca_swqe *w,
 {
 	const struct vhca_wr_info *info = w->info;
 	uint32_t mtu = vhca_mtu_bytes(qp->attr.path_mtu);
-	bool payload = info->flags & VHCA_WR_SENDS_PAYLOAD;
+	bool payload = info->flags & (VHCA_WR_SENDS_PAYLOAD | VHCA_WR_WQE_DATA);
 	uint32_t seg = 0, first_psn_off;
 	bool first = w->sent == 0, last = true;
 	struct vhca_pkt *pkt;
@@ -291,8 +296,17 @@ static enum ibv_wc_status send_next(struct vhca_qp *qp, struct vhca_swqe *w,
 		pkt->va = w->hdr.rdma.remote_addr;
 		pkt->rkey = w->hdr.rdma.rkey;
 		pkt->dma_len = w->len;
+	} else if (info->flags & VHCA_WR_WQE_DATA) {
+		pkt->va = w->hdr.atomic.remote_addr;
+		pkt->rkey = w->hdr.atomic.rkey;
+		pkt->dma_len = 8;
+		memcpy(pkt->data, &w->hdr.atomic.compare_add, 8);
+		pkt->len = 8;
+		pkt->npsn = 1;
 	}
-	if (payload) {
+	if (info->flags & VHCA_WR_WQE_DATA) {
+		/* the payload is in place */
+	} else if (payload) {
 		ret = gather(qp, w, pkt, w->sent, seg);
 		if (ret) {
 			vhca_pkt_free(pkt);

@@ -399,6 +399,10 @@ static int write_payload(struct vhca_qp *qp, const struct vhca_pkt *pkt,
 						     0x1f) :
 					    -1;
 		}
+		/* A19: exactly 8 bytes to an 8-byte aligned address. */
+		if ((info->flags & VHCA_PKT_ATOMIC_WRITE) &&
+		    (pkt->dma_len != 8 || pkt->len != 8 || (pkt->va & 7)))
+			return VHCA_AETH_NAK_INV_REQ;
 		qp->resp.write_rkey = pkt->rkey;
 		qp->resp.write_va = pkt->va;
 		qp->resp.write_left = pkt->dma_len;

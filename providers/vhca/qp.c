@@ -366,7 +366,8 @@ static_assert(IBV_WR_RDMA_WRITE == (int)VHCA_WQE_RDMA_WRITE &&
 		      IBV_WR_ATOMIC_CMP_AND_SWP ==
 			      (int)VHCA_WQE_ATOMIC_CMP_AND_SWP &&
 		      IBV_WR_ATOMIC_FETCH_AND_ADD ==
-			      (int)VHCA_WQE_ATOMIC_FETCH_AND_ADD,
+			      (int)VHCA_WQE_ATOMIC_FETCH_AND_ADD &&
+		      IBV_WR_ATOMIC_WRITE == (int)VHCA_WQE_ATOMIC_WRITE,
 	      "WQE opcodes are the enum ibv_wr_opcode values");
 
 static void vhca_set_ud_dest(struct vhca_ud_dest *ud,
@@ -439,6 +440,20 @@ static int vhca_build_send_wqe(struct vhca_qp *qp, const struct ibv_send_wr *wr,
 	if (info->flags & VHCA_WR_IMM)
 		wqe->imm_data = wr->imm_data;
 
+	/*
+	 * ATOMIC WRITE posted the legacy way (rxe's convention): its 8
+	 * bytes are at the one SGE's address, copied into the WQE now.
+	 */
+	if (info->flags & VHCA_WR_WQE_DATA) {
+		if (wr->num_sge != 1 || wr->sg_list[0].length != 8)
+			return EINVAL;
+		wqe->atomic.remote_addr = wr->wr.rdma.remote_addr;
+		wqe->atomic.rkey = wr->wr.rdma.rkey;
+		memcpy(&wqe->atomic.compare_add,
+		       (const void *)(uintptr_t)wr->sg_list[0].addr, 8);
+		wqe->flags = flags;
+		return 0;
+	}
 	/* One of rdma, atomic and ud (a union): no row has two. */
 	if (info->flags & VHCA_WR_RETH) {
 		wqe->rdma.remote_addr = wr->wr.rdma.remote_addr;
@@ -752,6 +767,18 @@ static void vhca_wr_atomic_fetch_add(struct ibv_qp_ex *qpx, uint32_t rkey,
 		       add, 0);
 }
 
+static void vhca_wr_atomic_write(struct ibv_qp_ex *qpx, uint32_t rkey,
+				 uint64_t remote_addr, const void *atomic_wr)
+{
+	struct vhca_send_wqe *wqe = vhca_wr_new(qpx, IBV_WR_ATOMIC_WRITE);
+
+	if (!wqe)
+		return;
+	wqe->atomic.remote_addr = remote_addr;
+	wqe->atomic.rkey = rkey;
+	memcpy(&wqe->atomic.compare_add, atomic_wr, 8);
+}
+
 static void vhca_wr_set_ud_addr(struct ibv_qp_ex *qpx, struct ibv_ah *ah,
 				uint32_t remote_qpn, uint32_t remote_qkey)
 {
@@ -871,4 +898,6 @@ static void vhca_qp_init_wr_ops(struct vhca_qp *qp, uint64_t send_ops)
 		qpx->wr_atomic_cmp_swp = vhca_wr_atomic_cmp_swp;
 	if (send_ops & IBV_QP_EX_WITH_ATOMIC_FETCH_AND_ADD)
 		qpx->wr_atomic_fetch_add = vhca_wr_atomic_fetch_add;
+	if (send_ops & IBV_QP_EX_WITH_ATOMIC_WRITE)
+		qpx->wr_atomic_write = vhca_wr_atomic_write;
 }

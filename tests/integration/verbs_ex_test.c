@@ -14,7 +14,8 @@
  * beyond it a remote access error, free_dm EBUSY while an MR uses it.
  * ODP: an MR over pages not mapped at registration, reached once they are
  * mapped and an access error while they are not; implicit ODP (the whole
- * address space); ibv_advise_mr's checks and prefetch.
+ * address space); ibv_advise_mr's checks and prefetch.  RDMA ATOMIC
+ * WRITE (IBTA 1.5): the 8 bytes land; misaligned, no REMOTE_WRITE, UC.
  *
  * usage: verbs_ex_test [all | TEST...] | --list
  * Environment: VHCA_DEV_A / VHCA_DEV_B override the two devices.
@@ -569,6 +570,155 @@ static void t_odp(void)
 	end_close(&b);
 }
 
+/*
+ * RDMA ATOMIC WRITE (IBTA 1.5, A19) through ibv_wr_atomic_write and the
+ * legacy ibv_post_send, A -> B: the 8 bytes land, a misaligned target is
+ * an invalid request, an MR without REMOTE_WRITE a remote access error;
+ * UC QPs cannot carry it.
+ */
+struct aw_side {
+	struct ibv_context *ctx;
+	struct ibv_pd *pd;
+	struct ibv_cq *cq;
+	struct ibv_qp *qp;
+	uint16_t lid;
+};
+
+static void aw_open(struct aw_side *s, const char *name)
+{
+	struct ibv_port_attr port;
+
+	s->ctx = open_by_name(name);
+	REQUIRE(s->ctx && !ibv_query_port(s->ctx, 1, &port), "open %s", name);
+	s->lid = port.lid;
+	s->pd = ibv_alloc_pd(s->ctx);
+	s->cq = ibv_create_cq(s->ctx, 16, NULL, NULL, 0);
+	REQUIRE(s->pd && s->cq, "pd/cq");
+}
+
+static struct ibv_qp *aw_qp(struct aw_side *s, enum ibv_qp_type type)
+{
+	struct ibv_qp_init_attr_ex a = {
+		.qp_type = type, .send_cq = s->cq, .recv_cq = s->cq,
+		.cap = { .max_send_wr = 8, .max_recv_wr = 1,
+			 .max_send_sge = 1, .max_recv_sge = 1 },
+		.comp_mask = IBV_QP_INIT_ATTR_PD |
+			     IBV_QP_INIT_ATTR_SEND_OPS_FLAGS,
+		.pd = s->pd,
+		.send_ops_flags = IBV_QP_EX_WITH_ATOMIC_WRITE |
+				  IBV_QP_EX_WITH_RDMA_WRITE,
+	};
+
+	return ibv_create_qp_ex(s->ctx, &a);
+}
+
+static void aw_pair(struct aw_side *a, struct aw_side *b)
+{
+	int ret;
+
+	for (struct aw_side *s = a; s; s = s == a ? b : NULL) {
+		if (s->qp)
+			CHECK(!ibv_destroy_qp(s->qp), "destroy_qp");
+		s->qp = aw_qp(s, IBV_QPT_RC);
+		REQUIRE(s->qp, "create_qp_ex: %s", strerror(errno));
+	}
+	ret = rc_connect(a->qp, b->qp->qp_num, b->lid);
+	if (!ret)
+		ret = rc_connect(b->qp, a->qp->qp_num, a->lid);
+	REQUIRE(!ret, "connect: %s", strerror(ret));
+}
+
+static struct ibv_wc aw_post(struct aw_side *a, uint32_t rkey, uint64_t at,
+			     uint64_t value)
+{
+	struct ibv_qp_ex *qpx = ibv_qp_to_qp_ex(a->qp);
+	uint64_t deadline = now_ms() + 5000;
+	struct ibv_wc wc = { .status = IBV_WC_GENERAL_ERR };
+
+	ibv_wr_start(qpx);
+	qpx->wr_id = 7;
+	qpx->wr_flags = IBV_SEND_SIGNALED;
+	ibv_wr_atomic_write(qpx, rkey, at, &value);
+	REQUIRE(!ibv_wr_complete(qpx), "wr_complete");
+	while (!ibv_poll_cq(a->cq, 1, &wc) && now_ms() < deadline)
+		;
+	return wc;
+}
+
+static void t_atomic_write(void)
+{
+	struct aw_side a = { 0 }, b = { 0 };
+	uint64_t *mem = aligned_alloc(64, 4096), src = 0x0102030405060708ULL;
+	struct ibv_mr *mr, *ro, *smr;
+	struct ibv_send_wr wr, *bad;
+	struct ibv_sge sge;
+	struct ibv_wc wc;
+	struct ibv_qp *uc;
+
+	REQUIRE(mem, "memory");
+	memset(mem, 0, 4096);
+	aw_open(&a, "vhca0_vf0");
+	aw_open(&b, "vhca0_vf1");
+	mr = ibv_reg_mr(b.pd, mem, 2048, IBV_ACCESS_LOCAL_WRITE |
+					   IBV_ACCESS_REMOTE_WRITE);
+	ro = ibv_reg_mr(b.pd, (uint8_t *)mem + 2048, 2048,
+			IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ |
+				IBV_ACCESS_REMOTE_ATOMIC);
+	smr = ibv_reg_mr(a.pd, &src, sizeof(src), 0);
+	REQUIRE(mr && ro && smr, "reg_mr: %s", strerror(errno));
+	aw_pair(&a, &b);
+
+	wc = aw_post(&a, mr->rkey, (uintptr_t)&mem[3], 0x1122334455667788ULL);
+	CHECK(wc.status == IBV_WC_SUCCESS && wc.opcode == IBV_WC_ATOMIC_WRITE &&
+		      wc.wr_id == 7,
+	      "ibv_wr_atomic_write: %s, opcode %d", ibv_wc_status_str(wc.status),
+	      wc.opcode);
+	CHECK(mem[3] == 0x1122334455667788ULL && !mem[2] && !mem[4],
+	      "the 8 bytes landed, and only they: %" PRIx64, mem[3]);
+
+	/* The legacy way: the value at the one 8-byte SGE. */
+	sge = (struct ibv_sge){ (uintptr_t)&src, 8, smr->lkey };
+	wr = (struct ibv_send_wr){
+		.wr_id = 8, .sg_list = &sge, .num_sge = 1,
+		.opcode = IBV_WR_ATOMIC_WRITE, .send_flags = IBV_SEND_SIGNALED,
+		.wr.rdma = { .remote_addr = (uintptr_t)&mem[5],
+			     .rkey = mr->rkey },
+	};
+	CHECK(!ibv_post_send(a.qp, &wr, &bad), "post_send ATOMIC_WRITE");
+	wc.status = IBV_WC_GENERAL_ERR;
+	for (uint64_t d = now_ms() + 5000; !ibv_poll_cq(a.cq, 1, &wc) &&
+					   now_ms() < d;)
+		;
+	CHECK(wc.status == IBV_WC_SUCCESS && mem[5] == src,
+	      "legacy ATOMIC_WRITE: %s", ibv_wc_status_str(wc.status));
+	sge.length = 4;
+	CHECK(ibv_post_send(a.qp, &wr, &bad) == EINVAL,
+	      "legacy ATOMIC_WRITE of 4 bytes");
+
+	wc = aw_post(&a, mr->rkey, (uintptr_t)&mem[6] + 4, 1);
+	CHECK(wc.status == IBV_WC_REM_INV_REQ_ERR, "misaligned: %s",
+	      ibv_wc_status_str(wc.status));
+	CHECK(!mem[6] && !mem[7], "nothing landed");
+	aw_pair(&a, &b);
+	wc = aw_post(&a, ro->rkey, (uintptr_t)&mem[256], 1);
+	CHECK(wc.status == IBV_WC_REM_ACCESS_ERR,
+	      "an MR without REMOTE_WRITE: %s", ibv_wc_status_str(wc.status));
+	CHECK(!mem[256], "nothing landed");
+
+	errno = 0;
+	uc = aw_qp(&a, IBV_QPT_UC);
+	CHECK(!uc && errno == EOPNOTSUPP, "UC with ATOMIC_WRITE: %s",
+	      uc ? "created" : strerror(errno));
+	CHECK(!ibv_destroy_qp(a.qp) && !ibv_destroy_qp(b.qp), "destroy_qp");
+	CHECK(!ibv_dereg_mr(mr) && !ibv_dereg_mr(ro) && !ibv_dereg_mr(smr),
+	      "dereg");
+	for (struct aw_side *s = &a; s; s = s == &a ? &b : NULL)
+		CHECK(!ibv_destroy_cq(s->cq) && !ibv_dealloc_pd(s->pd) &&
+			      !ibv_close_device(s->ctx),
+		      "close");
+	free(mem);
+}
+
 static const struct subtest tests[] = {
 	{ "poll", t_poll },
 	{ "single_threaded", t_single_threaded },
@@ -577,6 +727,7 @@ static const struct subtest tests[] = {
 	{ "qp_create_flags", t_qp_create_flags },
 	{ "dm", t_dm },
 	{ "odp", t_odp },
+	{ "atomic_write", t_atomic_write },
 };
 
 int main(int argc, char **argv)
