@@ -39,6 +39,7 @@ static struct {
 	struct vhca_guest_vf *vf;
 	struct vhca_pf *pf;
 	pthread_mutex_t cmd_lock;	/* one command in the mailbox */
+	pthread_mutex_t event_lock;	/* one consumer of the event ring */
 	atomic_bool gone;
 	atomic_bool stop;
 	pthread_t thread;
@@ -49,6 +50,7 @@ static struct {
 	size_t num_live, cap_live;
 } mb = {
 	.cmd_lock = PTHREAD_MUTEX_INITIALIZER,
+	.event_lock = PTHREAD_MUTEX_INITIALIZER,
 	.live_lock = PTHREAD_MUTEX_INITIALIZER,
 };
 
@@ -147,11 +149,27 @@ static size_t call(const void *in, size_t in_len, void *out, size_t out_cap)
 	return out_len;
 }
 
+static void drain_events(void);
+
+/*
+ * A command, then every event the device posted before answering it
+ * (the ring is written before the answer): so an object's events are
+ * delivered before the command that destroys it returns, as the kernel
+ * queues them before its destroy does, and none is left to reach the
+ * object after it is gone, or a new one under the same handle.  (Seen:
+ * a QP's LAST_WQE_REACHED, taken from the ring 20 ms after its destroy,
+ * went to the application as an event of a freed QP; its ack landed on
+ * the next QP at that address, whose destroy then waited for ever.)
+ */
 static size_t exec_cmd(struct vhca_dev *dev, const void *in, size_t in_len,
 		       void *out, size_t out_cap)
 {
+	size_t n;
+
 	(void)dev;	/* the VM has one function */
-	return call(in, in_len, out, out_cap);
+	n = call(in, in_len, out, out_cap);
+	drain_events();
+	return n;
 }
 
 static void context_live(struct vhca_ucontext *uctx, bool live)
@@ -242,27 +260,32 @@ static void deliver(const struct vhca_devcmd_event *ev)
 	pthread_mutex_unlock(&mb.live_lock);
 }
 
-static void *event_loop(void *arg)
+/* Delivers what the event ring holds; the event thread and commands. */
+static void drain_events(void)
 {
 	struct vhca_bar_events *e = events();
 	uint32_t count = header()->events_count;
+	uint32_t producer;
 
+	pthread_mutex_lock(&mb.event_lock);
+	producer = atomic_load_explicit((_Atomic uint32_t *)&e->producer,
+					memory_order_acquire);
+	while (e->consumer != producer) {
+		struct vhca_devcmd_event ev = e->ring[e->consumer & (count - 1)];
+
+		atomic_store_explicit((_Atomic uint32_t *)&e->consumer,
+				      e->consumer + 1, memory_order_release);
+		deliver(&ev);
+	}
+	pthread_mutex_unlock(&mb.event_lock);
+}
+
+static void *event_loop(void *arg)
+{
 	(void)arg;
 	while (!atomic_load(&mb.stop) && !atomic_load(&mb.gone)) {
-		uint32_t producer;
-
 		vhca_guest_vf_wait(mb.vf, EVENT_WAIT_MS);
-		producer = atomic_load_explicit((_Atomic uint32_t *)&e->producer,
-						memory_order_acquire);
-		while (e->consumer != producer) {
-			struct vhca_devcmd_event ev = e->ring[e->consumer &
-							      (count - 1)];
-
-			atomic_store_explicit(
-				(_Atomic uint32_t *)&e->consumer,
-				e->consumer + 1, memory_order_release);
-			deliver(&ev);
-		}
+		drain_events();
 		if (header()->state == VHCA_BAR_GONE)
 			device_gone("vhcad stopped");
 	}

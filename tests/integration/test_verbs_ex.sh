@@ -6,11 +6,14 @@
 # must refuse; QP create flags (0 accepted, the rest EOPNOTSUPP); device
 # memory; ODP.  Then ibv_rereg_mr (mr_rereg_test.c): access, range and PD
 # changed under a peer's RDMA, the refusals, and a move under a stream of
-# WRITEs.  Each sub-test in its own process; afterwards the daemon holds
-# nothing.
+# WRITEs.  Then the async events of QPs against their destroy
+# (qp_events_test.c).  Each sub-test in its own process; afterwards the
+# daemon holds nothing.
 source "$(dirname "$0")/../lib.sh"
 
 vhca_start --num-vfs 2
 run_subtests "$VHCA_BUILD/tests/verbs_ex_test" 60
 vhca_start --num-vfs 2
 run_subtests "$VHCA_BUILD/tests/mr_rereg_test" 60
+vhca_start --num-vfs 2
+run_subtests "$VHCA_BUILD/tests/qp_events_test" 60

@@ -4,7 +4,8 @@
 # guest (and to another VM), naming the owner; without --vf a VM takes the
 # lowest free VF; the VF's guest driver runs before CMD and a driver that
 # fails keeps CMD from running (exit 125, its log on stderr); the lock is
-# free once the VM is gone; ibv_rereg_mr in a VM (mr_rereg_test).
+# free once the VM is gone; ibv_rereg_mr in a VM (mr_rereg_test); a QP's
+# events against its destroy (qp_events_test).
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/vm_lib.sh"
 
@@ -71,6 +72,14 @@ vm --run-dir "$RUN_DIR" --vf 1 "${env_opts[@]}" --env VHCA_DEV_A=vhca0_vf1 \
 ((rc == 0)) && grep -qE '^[0-9]+ passed, 0 failed' "$RUN_DIR/rereg.log" ||
 	{ cat "$RUN_DIR/rereg.log" >&2; fail "mr_rereg_test in a VM: exit $rc"; }
 pass "ibv_rereg_mr in a VM (access, range, PD, refusals, a move under WRITEs)"
+
+# ---- a QP's events against its destroy, through the VF's event ring -------------
+rc=0
+vm --run-dir "$RUN_DIR" --vf 1 "${env_opts[@]}" --env VHCA_DEV_A=vhca0_vf1 \
+	-- "$VHCA_BUILD/tests/qp_events_test" all >"$RUN_DIR/qpev.log" 2>&1 || rc=$?
+((rc == 0)) && grep -qE '^[0-9]+ passed, 0 failed' "$RUN_DIR/qpev.log" ||
+	{ cat "$RUN_DIR/qpev.log" >&2; fail "qp_events_test in a VM: exit $rc"; }
+pass "a VM's QP events: delivered before its destroy returns, none after"
 
 # ---- a guest driver that fails ----------------------------------------------------
 rc=0
