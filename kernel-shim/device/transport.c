@@ -371,6 +371,16 @@ static void dispatch(struct vhca_dctx *dctx, struct vhca_pkt *pkt)
 		vhca_responder_recv(qp, pkt);
 	else
 		vhca_completer_recv(qp, pkt);
+	/*
+	 * The FIFO was drained at the start of the turn, so a flag still set
+	 * may be a clear the guest lost (requester.c, rearm_doorbell): any
+	 * packet for the QP lets its requester look at sq_head and, dry,
+	 * clear the flag.  At worst a visit too many.
+	 */
+	if (qp->sq_count &&
+	    atomic_load_explicit((_Atomic uint32_t *)&qp->db->queued,
+				 memory_order_relaxed))
+		vhca_qp_schedule(qp);
 }
 
 /* Packets of the inbox, oldest first, within the budget. */

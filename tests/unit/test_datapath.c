@@ -1285,6 +1285,58 @@ static void test_scribbler(void)
 	      "all freed");
 }
 
+/*
+ * The VM stall (docs/cluster.md): a guest whose exchange of a QP's
+ * queued flag is not atomic can lose the device's clear, leaving the flag
+ * set with nothing on the FIFO, so that its later posts skip the
+ * doorbell.  The next time the QP runs (here: a SEND from its peer
+ * arrives) it finds what was posted and, dry again, clears the flag
+ * itself, so the post after that rings.  Without that, WRITE 2 waits
+ * for ever.  (A QP nothing ever reaches again waits for its own next
+ * doorbell: the guest's own loss, nobody else's.)
+ */
+static void test_lost_doorbell_clear(void)
+{
+	_Atomic uint32_t *queued;
+	struct vhca_send_wqe w;
+	struct vhca_sge sge;
+	struct vhca_cqe c;
+	struct rc_pair p;
+
+	rc_pair_open(&p, IBV_QPT_RC, 0, 14, 7);
+	queued = (_Atomic uint32_t *)&p.a.db->queued;
+	post_recv(&p.a, 50, p.mem + 1024, 64, p.key);
+	w = wqe(0, VHCA_WQE_RDMA_WRITE, 1);
+	w.rdma.remote_addr = (uintptr_t)p.mem + HALF;
+	w.rdma.rkey = p.key;
+	sge = (struct vhca_sge){ (uintptr_t)p.mem, 64, p.key };
+	post_send(&p.a, &w, &sge, NULL);
+	CHECK(cq_wait(&p.cq_a, &c, 200) && c.status == IBV_WC_SUCCESS,
+	      "WRITE 0");
+	atomic_store(queued, 1);	/* the device's clear, lost */
+	w.wr_id = 1;
+	post_send(&p.a, &w, &sge, NULL);	/* skips the FIFO */
+	run_engine_ms(5);
+	CHECK(!cq_peek(&p.cq_a, &c), "WRITE 1 ran without a doorbell");
+	/* The peer's SEND brings the QP back. */
+	w = wqe(9, VHCA_WQE_SEND, 1);
+	post_send(&p.b, &w, &sge, NULL);
+	CHECK(cq_wait(&p.cq_a, &c, 200) && c.wr_id == 50, "the SEND arrived");
+	CHECK(cq_wait(&p.cq_a, &c, 200) && c.wr_id == 1 &&
+		      c.status == IBV_WC_SUCCESS,
+	      "WRITE 1, found when the QP ran again");
+	run_engine_ms(5);
+	CHECK(!atomic_load(queued), "the QP left its flag set");
+	w = wqe(2, VHCA_WQE_RDMA_WRITE, 1);
+	w.rdma.remote_addr = (uintptr_t)p.mem + HALF;
+	w.rdma.rkey = p.key;
+	post_send(&p.a, &w, &sge, NULL);
+	CHECK(cq_wait(&p.cq_a, &c, 200) && c.wr_id == 2 &&
+		      c.status == IBV_WC_SUCCESS,
+	      "WRITE 2 rang its doorbell again");
+	rc_pair_close(&p);
+}
+
 static void test_srq(void)
 {
 	struct ib_uverbs_create_srq_resp sresp[2];
@@ -1578,6 +1630,7 @@ int main(void)
 	test_flush();
 	test_ud();
 	test_scribbler();
+	test_lost_doorbell_clear();
 	test_srq();
 	test_cq_events();
 	test_engine_thread();
