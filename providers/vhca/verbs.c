@@ -100,6 +100,11 @@ int vhca_populate(void *addr, size_t length, int advice)
 	return madvise((void *)start, len, advice) ? errno : 0;
 }
 
+/*
+ * Pins [addr, addr + length) for the device: 0, EFAULT where
+ * get_user_pages() would fail (not mapped, or not writable for a
+ * writable MR), ENOMEM beyond RLIMIT_MEMLOCK.
+ */
 static int vhca_pin(void *addr, size_t length, int access)
 {
 	int advice = (access & (IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE |
@@ -108,9 +113,10 @@ static int vhca_pin(void *addr, size_t length, int access)
 			     MADV_POPULATE_READ;
 	int ret = vhca_populate(addr, length, advice);
 
+	/* EINVAL: a kernel without MADV_POPULATE_*; mlock() faults in. */
 	if (ret && ret != EINVAL)
-		return -1;
-	return mlock(addr, length);
+		return EFAULT;
+	return mlock(addr, length) ? ENOMEM : 0;
 }
 
 struct ibv_mr *vhca_reg_mr(struct ibv_pd *pd, void *addr, size_t length,
@@ -142,10 +148,9 @@ struct vhca_mr *vhca_mr_new(struct ibv_pd *pd, void *addr, size_t length,
 		errno = EOPNOTSUPP;
 		return NULL;
 	}
-	if (to_vctx(pd->context)->vm && length && vhca_pin(addr, length, access)) {
-		errno = ENOMEM;
+	if (to_vctx(pd->context)->vm && length &&
+	    (errno = vhca_pin(addr, length, access)))
 		return NULL;
-	}
 	mr = calloc(1, sizeof(*mr));
 	if (!mr)
 		return NULL;
@@ -188,11 +193,11 @@ int vhca_rereg_mr(struct verbs_mr *vmr, int flags, struct ibv_pd *pd,
 	 * writable (mlock() breaks copy-on-write for a writable MR).
 	 */
 	if (vctx->vm && (flags & IBV_REREG_MR_CHANGE_TRANSLATION) &&
-	    vhca_pin(addr, length, access))
-		return errno;	/* EFAULT: not mapped (or not writable) */
+	    (errno = vhca_pin(addr, length, access)))
+		return errno;
 	if (vctx->vm && !(flags & IBV_REREG_MR_CHANGE_TRANSLATION) &&
 	    (flags & IBV_REREG_MR_CHANGE_ACCESS) && vmr->ibv_mr.length &&
-	    vhca_pin(vmr->ibv_mr.addr, vmr->ibv_mr.length, access))
+	    (errno = vhca_pin(vmr->ibv_mr.addr, vmr->ibv_mr.length, access)))
 		return errno;
 	memset(&cmd, 0, sizeof(cmd));
 	memset(&resp, 0, sizeof(resp));
