@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -728,6 +729,16 @@ static void event_pipe_forget(const struct event_pipe *p,
 	if (!read_counter || !event_log_holds(p->log, read_counter) ||
 	    event_pipe_purge(p, peer, read_counter))
 		return;
+	/*
+	 * Left in the pipe: the application will read events of an object
+	 * that is gone, which the kernel never lets happen.  Rare (the
+	 * guest's read end could not be taken); said while the guest lives,
+	 * so it is seen.
+	 */
+	if (peer && vhca_peer_alive(peer))
+		fprintf(stderr,
+			"vhcad: unread events of a destroyed object stay in the guest's event pipe (fd %d): it could not be taken back\n",
+			p->guest_read_fd);
 	event_log_forget(p->log, read_counter);
 }
 
