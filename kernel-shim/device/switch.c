@@ -23,6 +23,22 @@ bool vhca_port_accepts_pkey(const struct vhca_dev *dev, uint16_t qp_pkey_index,
 	return false;
 }
 
+/*
+ * Partition enforcement at the receiving port (IBTA 10.9.2): a packet
+ * whose P_Key matches no entry of the port's table is dropped there and
+ * counted, before it can take room in a context's inbox, so a tenant of
+ * another partition cannot flood a port it may not talk to.  The QP's own
+ * entry is checked again when the packet is consumed.
+ */
+static bool ingress_pkey_ok(struct vhca_dev *dst, uint16_t pkey)
+{
+	for (uint16_t i = 0; i < VHCA_PKEY_TABLE_LEN; i++)
+		if (vhca_pkey_match(vhca_port_pkey(dst, i), pkey))
+			return true;
+	vhca_counter_add(dst, VHCA_CNT_RCV_CONSTRAINT_ERRORS, 1);
+	return false;
+}
+
 /* Is there room for @pkt in the inbox (all input)? */
 static bool room(const struct vhca_dctx *dctx, const struct vhca_pkt *pkt)
 {
@@ -141,7 +157,7 @@ static enum vhca_send_result route(struct vhca_qp *qp, struct vhca_pkt *pkt,
 	struct vhca_dctx *dctx;
 
 	/* A port without link receives nothing either (a pulled cable). */
-	if (!dst || !vhca_port_active(dst) ||
+	if (!dst || !vhca_port_active(dst) || !ingress_pkey_ok(dst, pkt->pkey) ||
 	    !vhca_qp_find_ref(dst, pkt->dest_qpn, &dctx)) {
 		vhca_pkt_free(pkt);	/* nobody there: lost on the fabric */
 		return VHCA_SEND_OK;

@@ -7,7 +7,9 @@
 #  - VF1 then given 0x8001: both pass;
 #  - 0x0001 on both (limited members) fails; 0x8001 with 0x0001 passes;
 #  - keys_test: Q_Key violations, the controlled Q_Key, a P_Key entry
-#    emptied under a live QP, a port that is Down.
+#    emptied under a live QP, a port that is Down;
+#  - a foreign partition's datagrams are dropped at the receiving port,
+#    never queued to a context (VHCA_TRACE).
 # Every run is bounded by a timeout; "must fail" runs use short ones.
 source "$(dirname "$0")/../lib.sh"
 
@@ -126,4 +128,23 @@ echo "$out"
 pass "keys_test"
 
 kill -0 "$VHCAD_PID" 2>/dev/null || fail "vhcad died"
+vhca_stop || fail "vhcad exit status"
+
+# ---- where a foreign partition's packets stop: at the port ------------------------
+# With VHCA_TRACE the device logs each packet sent and each one a QP's
+# turn looks at ("resp: recv", "resp: refused").  Across partitions the
+# datagrams must be dropped at the receiving port (IBTA 10.9.2): never
+# queued to the context, where a flood of them would take the room its
+# own partition's traffic needs.
+VHCA_TRACE=1 vhca_start --num-vfs 2
+set_pkeys 0x8001 0x8002
+before=$(rcv_errors)
+PAIR_TIMEOUT=8 pingpong ud_trace ibv_ud_pingpong || true
+sent=$(grep -c " send .*UD_SEND_ONLY" "$RUN_DIR/vhcad.log" || true)
+seen=$(grep -c "resp: .*UD_SEND_ONLY" "$RUN_DIR/vhcad.log" || true)
+((sent > 0)) || fail "ud_trace: no datagram was sent"
+((seen == 0)) || fail "ud_trace: $seen of $sent datagrams of another partition reached a QP's turn"
+(($(rcv_errors) - before >= sent)) ||
+	fail "ud_trace: $sent sent, $(($(rcv_errors) - before)) constraint errors counted"
+pass "0x8001 vs 0x8002: all $sent datagrams dropped and counted at the receiving port"
 vhca_stop || fail "vhcad exit status"
