@@ -44,6 +44,8 @@ enum vhca_devcmd_op {
 	VHCA_DEVCMD_MODIFY_QP = 0x31,
 	VHCA_DEVCMD_QUERY_QP = 0x32,
 	VHCA_DEVCMD_DESTROY_QP = 0x33,
+	VHCA_DEVCMD_ATTACH_MCAST = 0x34,	/* a UD QP joins a group */
+	VHCA_DEVCMD_DETACH_MCAST = 0x35,
 	VHCA_DEVCMD_CREATE_SRQ = 0x40,
 	VHCA_DEVCMD_MODIFY_SRQ = 0x41,
 	VHCA_DEVCMD_QUERY_SRQ = 0x42,
@@ -197,6 +199,14 @@ struct vhca_devcmd_rereg_mr {
 struct vhca_devcmd_rereg_mr_out {
 	__u32 lkey;
 	__u32 rkey;
+};
+
+/* ATTACH_MCAST, DETACH_MCAST (IBTA 10.5; ib_uverbs_attach_mcast). */
+struct vhca_devcmd_mcast {
+	__u8 gid[16];		/* the group's MGID (ff00::/8) */
+	__u32 qp_handle;	/* a UD QP of the context */
+	__u16 mlid;		/* its multicast LID, 0xc000..0xfffe */
+	__u16 reserved;
 };
 
 #define VHCA_DEVCMD_NO_CHANNEL 0xffffffffu

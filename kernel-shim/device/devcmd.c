@@ -19,6 +19,7 @@
 #include "engine.h"
 #include "gsi.h"
 #include "limits.h"
+#include "mcast.h"
 #include "mr.h"
 #include "qp.h"
 #include "srq.h"
@@ -701,6 +702,20 @@ static int destroy_srq(struct devcmd_call *c)
 	return vhca_srq_destroy(c->dctx, in->handle);
 }
 
+static int attach_mcast(struct devcmd_call *c)
+{
+	const struct vhca_devcmd_mcast *in = c->body;
+
+	return vhca_mcast_attach(c->dctx, in->qp_handle, in->gid, in->mlid);
+}
+
+static int detach_mcast(struct devcmd_call *c)
+{
+	const struct vhca_devcmd_mcast *in = c->body;
+
+	return vhca_mcast_detach(c->dctx, in->qp_handle, in->gid, in->mlid);
+}
+
 /* ---- the table -------------------------------------------------------------------------- */
 
 #define CMD(op, in, out, ctx, fn)                                              \
@@ -744,6 +759,10 @@ static const struct devcmd_desc devcmds[VHCA_DEVCMD_OP_MAX] = {
 	    sizeof(struct ib_uverbs_query_qp_resp), true, query_qp),
 	CMD(DESTROY_QP, sizeof(struct vhca_devcmd_handle), 0, true,
 	    destroy_qp),
+	CMD(ATTACH_MCAST, sizeof(struct vhca_devcmd_mcast), 0, true,
+	    attach_mcast),
+	CMD(DETACH_MCAST, sizeof(struct vhca_devcmd_mcast), 0, true,
+	    detach_mcast),
 	CMD_MEM(CREATE_SRQ, sizeof(struct vhca_devcmd_create_srq),
 	    sizeof(struct ib_uverbs_create_srq_resp), true, create_srq),
 	CMD(MODIFY_SRQ, sizeof(struct ib_uverbs_modify_srq), 0, true,

@@ -35,9 +35,13 @@ const struct vhca_limits vhca_limits = {
 	.max_srq = 16384,
 	.max_srq_wr = 16384,
 	.max_srq_sge = 16,
-	.max_mcast_grp = 0,		/* no multicast (yet) */
-	.max_mcast_qp_attach = 0,
-	.max_total_mcast_qp_attach = 0,
+	/*
+	 * UD multicast (mcast.h): a function attaches at most 256 QPs to
+	 * groups in all, so it is in at most 256 groups; 64 QPs a group.
+	 */
+	.max_mcast_grp = 256,
+	.max_mcast_qp_attach = 64,
+	.max_total_mcast_qp_attach = 256,
 	.max_pkeys = VHCA_PKEY_TABLE_LEN,
 	.local_ca_ack_delay = 15,
 	.phys_port_cnt = 1,

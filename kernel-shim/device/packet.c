@@ -162,3 +162,33 @@ struct vhca_pkt *vhca_pkt_clone_headers(const struct vhca_pkt *pkt)
 	copy->nref = 0;
 	return copy;
 }
+
+struct vhca_pkt *vhca_pkt_clone(const struct vhca_pkt *pkt)
+{
+	struct vhca_pkt *copy = vhca_pkt_alloc(pkt->len);
+	uint32_t off = 0;
+
+	if (!copy)
+		return NULL;
+	{
+		uint8_t *data = copy->data;
+		uint32_t cap = copy->cap;
+
+		*copy = *pkt;
+		copy->next = NULL;
+		copy->credited = false;
+		copy->data = data;
+		copy->cap = cap;
+		copy->ref_space = NULL;
+		copy->nref = 0;
+	}
+	if (pkt->nref) {
+		for (uint8_t i = 0; i < pkt->nref; i++) {
+			memcpy(copy->data + off, pkt->ref[i].ptr, pkt->ref[i].len);
+			off += pkt->ref[i].len;
+		}
+	} else if (pkt->len) {
+		memcpy(copy->data, pkt->data, pkt->len);
+	}
+	return copy;
+}

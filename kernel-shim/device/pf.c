@@ -15,6 +15,7 @@
 #include <infiniband/verbs.h>
 
 #include "devcmd.h"
+#include "mcast.h"
 #include "pf.h"
 
 /*
@@ -152,6 +153,11 @@ int vhca_pf_init(struct vhca_pf *pf, uint64_t guid_base,
 	ret = pthread_rwlock_init(&pf->lock, NULL);
 	if (ret)
 		return -ret;
+	ret = vhca_mcast_init(pf);
+	if (ret) {
+		pthread_rwlock_destroy(&pf->lock);
+		return ret;
+	}
 	pf->guid_base = guid_base & ~GUID_FUNCTION_MASK;
 	pf->total_vfs = VHCA_MAX_VFS;
 	pf->hooks = *hooks;
@@ -313,6 +319,7 @@ void vhca_pf_fini(struct vhca_pf *pf)
 	vhca_gsi_fini(&pf->dev.gsi);
 	pthread_rwlock_unlock(&pf->lock);
 	pthread_rwlock_destroy(&pf->lock);
+	vhca_mcast_fini(pf);
 }
 
 struct vhca_dev *vhca_pf_dev_by_lid(struct vhca_pf *pf, uint16_t lid)

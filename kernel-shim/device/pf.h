@@ -117,10 +117,12 @@ struct vhca_dev_stats {
 	atomic_uint srqs;
 	_Atomic uint64_t queue_bytes;	/* queue memory mapped for it */
 	atomic_uint fds;		/* vhcad fds its contexts hold */
+	atomic_uint mcast_attached;	/* its QPs' multicast attachments */
 };
 
 struct vhca_pf;
 struct vhca_dev;
+struct vhca_mcast_table;
 struct vhca_devcmd_port;
 struct vhca_event_sink;
 struct vhca_vf_port;
@@ -208,6 +210,7 @@ struct vhca_pf {
 	 */
 	bool pf_hidden;
 	struct vhca_pf_hooks hooks;
+	struct vhca_mcast_table *mcast;	/* its switch's groups (mcast.h) */
 };
 
 int vhca_pf_init(struct vhca_pf *pf, uint64_t guid_base,

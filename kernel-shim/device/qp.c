@@ -24,6 +24,7 @@
 #include "cq.h"
 #include "engine.h"
 #include "limits.h"
+#include "mcast.h"
 #include "qp.h"
 #include "srq.h"
 #include "switch.h"
@@ -443,6 +444,7 @@ void vhca_qp_free(struct vhca_qp *qp)
 {
 	struct vhca_dctx *dctx = qp->dctx;
 
+	vhca_mcast_detach_all(qp);	/* no group's copy finds it either */
 	if (qp->qpn) {
 		/* First: no packet finds it from here on. */
 		qpn_unpublish(qp);
@@ -476,6 +478,14 @@ int vhca_qp_destroy(struct vhca_dctx *dctx, uint32_t handle)
 
 	vhca_dctx_lock(dctx);
 	qp = vhca_obj_lookup(dctx, VHCA_OBJ_QP, handle);
+	/*
+	 * As uverbs: the application detaches its QP from its multicast
+	 * groups before it destroys it (a context's teardown detaches them).
+	 */
+	if (qp && qp->mcast_count) {
+		vhca_dctx_unlock(dctx);
+		return -EBUSY;
+	}
 	if (qp) {
 		vhca_obj_erase(dctx, qp->handle);
 		qp->handle = VHCA_NO_HANDLE;

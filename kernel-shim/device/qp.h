@@ -182,6 +182,7 @@ struct vhca_qp {
 	uint32_t heap_index;		/* in dctx->timers, or UINT32_MAX */
 	bool charged;			/* counted in the function's quota */
 	bool last_wqe_reported;
+	uint16_t mcast_count;		/* multicast groups attached (mcast.h) */
 	bool flush_pending;		/* ERR: WQEs to flush on the next visit */
 	bool resp_pending;		/* the responder has work (a READ) */
 	struct vhca_req req;

@@ -4,6 +4,7 @@
 
 #include "dctx.h"
 #include "engine.h"
+#include "mcast.h"
 #include "packet.h"
 #include "qp.h"
 #include "switch.h"
@@ -147,14 +148,60 @@ static bool egress(struct vhca_qp *qp, struct vhca_pkt *pkt)
 
 static void flow_unwait(struct vhca_qp *qp);
 
+struct mcast_copy {
+	const struct vhca_qp *src;
+	const struct vhca_pkt *pkt;
+};
+
+/* One member of the group: a copy, checked at its port as any packet. */
+static void mcast_deliver(struct vhca_dev *dev, uint32_t qpn, void *arg)
+{
+	const struct mcast_copy *m = arg;
+	struct vhca_dctx *dctx;
+	struct vhca_pkt *copy;
+
+	/* Never back to the sending QP itself (other QPs of its port: yes). */
+	if (dev == m->src->dctx->dev && qpn == m->src->qpn)
+		return;
+	if (!vhca_port_active(dev) || !ingress_pkey_ok(dev, m->pkt->pkey) ||
+	    !vhca_qp_find_ref(dev, qpn, &dctx))
+		return;
+	copy = vhca_pkt_clone(m->pkt);
+	if (copy) {
+		copy->dest_qpn = qpn;	/* the wire says 0xffffff: the group's */
+		deliver(dctx, copy, NULL);
+	} else {
+		vhca_counter_add(dev, VHCA_CNT_RCV_DROPPED, 1);
+	}
+	vhca_dctx_put(dctx);
+}
+
+/*
+ * A datagram to a multicast LID (IBTA 10.5): the switch replicates it
+ * to the group's QPs; only UD sends to a group (anything else is lost).
+ */
+static void mcast_route(struct vhca_qp *qp, struct vhca_pkt *pkt)
+{
+	struct mcast_copy m = { qp, pkt };
+
+	if (qp->type == IBV_QPT_UD)
+		vhca_mcast_for_each(qp->dctx->dev->pf, pkt, mcast_deliver, &m);
+	vhca_pkt_free(pkt);
+}
+
 /* Routing (DLID, then QPN) and delivery; @waiter as for deliver(). */
 static enum vhca_send_result route(struct vhca_qp *qp, struct vhca_pkt *pkt,
 				   struct vhca_qp *waiter)
 {
-	struct vhca_dev *dst = vhca_pf_dev_by_lid(qp->dctx->dev->pf,
-						  pkt->dlid);
+	struct vhca_dev *dst;
 	enum vhca_send_result result;
 	struct vhca_dctx *dctx;
+
+	if (vhca_lid_is_mcast(pkt->dlid)) {
+		mcast_route(qp, pkt);
+		return VHCA_SEND_OK;
+	}
+	dst = vhca_pf_dev_by_lid(qp->dctx->dev->pf, pkt->dlid);
 
 	/* A port without link receives nothing either (a pulled cable). */
 	if (!dst || !vhca_port_active(dst) || !ingress_pkey_ok(dst, pkt->pkey) ||

@@ -191,6 +191,12 @@ static const struct cmd_method write_methods[NUM_METHODS] = {
 		LEGACY("DESTROY_QP", cmd_destroy_qp,
 		       struct ib_uverbs_destroy_qp,
 		       sizeof(struct ib_uverbs_destroy_qp_resp), CMD_HAS_RESP),
+	[IB_USER_VERBS_CMD_ATTACH_MCAST] =
+		LEGACY("ATTACH_MCAST", cmd_attach_mcast,
+		       struct ib_uverbs_attach_mcast, 0, 0),
+	[IB_USER_VERBS_CMD_DETACH_MCAST] =
+		LEGACY("DETACH_MCAST", cmd_detach_mcast,
+		       struct ib_uverbs_detach_mcast, 0, 0),
 	[IB_USER_VERBS_CMD_CREATE_SRQ] =
 		LEGACY("CREATE_SRQ", cmd_create_srq,
 		       struct ib_uverbs_create_srq,

@@ -67,6 +67,8 @@ int cmd_alloc_pd(struct cmd_call *call);
 int cmd_dealloc_pd(struct cmd_call *call);
 int cmd_reg_mr(struct cmd_call *call);
 int cmd_rereg_mr(struct cmd_call *call);
+int cmd_attach_mcast(struct cmd_call *call);
+int cmd_detach_mcast(struct cmd_call *call);
 int cmd_dereg_mr(struct cmd_call *call);
 int cmd_create_comp_channel(struct cmd_call *call);
 int cmd_add_channels(struct cmd_call *call);

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <linux/capability.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <infiniband/verbs.h>
 #include <rdma/ib_user_verbs.h>
@@ -386,6 +387,39 @@ int cmd_destroy_qp(struct cmd_call *call)
 					 &resp.events_reported);
 	return ret ? ret : cmd_write_response(call, &resp, sizeof(resp));
 }
+
+/* ATTACH_MCAST and DETACH_MCAST: the checks are the device's (mcast.h). */
+static int mcast_cmd(struct cmd_call *call, uint16_t op)
+{
+	struct ib_uverbs_attach_mcast req;	/* DETACH's has this layout */
+	struct vhca_devcmd_mcast cmd;
+	int ret;
+
+	ret = cmd_read_request(call, &req, sizeof(req));
+	if (ret)
+		return ret;
+	if (!vhca_uobj_exists(call->uctx, req.qp_handle, VHCA_OBJ_QP))
+		return -EINVAL;
+	cmd = (struct vhca_devcmd_mcast){ .qp_handle = req.qp_handle,
+					  .mlid = req.mlid };
+	memcpy(cmd.gid, req.gid, sizeof(cmd.gid));
+	return vhca_ucontext_cmd(call->uctx, op, &cmd, sizeof(cmd), NULL, 0,
+				 NULL, 0);
+}
+
+int cmd_attach_mcast(struct cmd_call *call)
+{
+	return mcast_cmd(call, VHCA_DEVCMD_ATTACH_MCAST);
+}
+
+int cmd_detach_mcast(struct cmd_call *call)
+{
+	return mcast_cmd(call, VHCA_DEVCMD_DETACH_MCAST);
+}
+
+_Static_assert(sizeof(struct ib_uverbs_attach_mcast) ==
+		       sizeof(struct ib_uverbs_detach_mcast),
+	       "ATTACH_MCAST and DETACH_MCAST have one layout");
 
 /*
  * A Q_Key with the high bit set is a controlled Q_Key (IBTA 10.2.4):

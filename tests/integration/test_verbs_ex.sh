@@ -17,3 +17,7 @@ vhca_start --num-vfs 2
 run_subtests "$VHCA_BUILD/tests/mr_rereg_test" 60
 vhca_start --num-vfs 2
 run_subtests "$VHCA_BUILD/tests/qp_events_test" 60
+# UD multicast (mcast_test.c): vhca0_vf2 in another partition.
+vhca_start --num-vfs 3
+"$VHCA_BUILD/tools/vhcactl" vf 2 set pkeys 0x8002 || fail "vhcactl vf 2 set pkeys"
+run_subtests "$VHCA_BUILD/tests/mcast_test" 60
