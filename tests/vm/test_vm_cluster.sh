@@ -180,6 +180,24 @@ else
 fi
 
 # ---- four VMs: the allreduce with a rank in each -------------------------------------
+# A VF owned by a namespace guest: up refuses at once, naming the owner,
+# and starts nothing.
+"$VHCA_BUILD/tools/vhca-guest" --run-dir "$RUN_DIR" --vf 3 -- sleep 300 &
+guest=$!
+bg_track "$guest"
+for _ in $(seq 100); do ! flock -n "$RUN_DIR/guests/vhca0_vf3.lock" true && break; sleep 0.05; done
+start=$SECONDS
+out=$(cl up 4 2>&1) && fail "up 4 with VF 3 owned by a guest succeeded: $out"
+((SECONDS - start < 30)) || fail "up 4: refused only after $((SECONDS - start)) s"
+grep -q "vhca0_vf3.*owned by\|owned by.*vhca0_vf3\|VF 3.*owned\|owned.*guest" <<<"$out" ||
+	fail "up 4: the refusal does not name the owner: $out"
+cl status >"$RUN_DIR/status4.log" 2>&1 || true
+grep -q "^vm2 .*running\|^vm3 .*running" "$RUN_DIR/status4.log" &&
+	fail "up 4 refused but left VMs running: $(cat "$RUN_DIR/status4.log")"
+kill -TERM "$guest"
+wait "$guest" || true
+pass "up 4 with a VF owned by a guest: refused at once, naming it; nothing started"
+
 if ((CLUSTER_MPI)); then
 	start=$SECONDS
 	cl up 4 >"$RUN_DIR/up4.log" 2>&1 || { cat "$RUN_DIR/up4.log" >&2; fail "up 4"; }
