@@ -60,6 +60,8 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include <vhca/opcode.h>
+
 #include "fuzz.h"
 #include "raw.h"
 
@@ -472,6 +474,17 @@ static struct fz_qp *qp_by_qpn(uint32_t qpn)
 	return NULL;
 }
 
+/* A completion opcode the device may write: a table row's, or a receive. */
+static bool wc_opcode_known(uint8_t op)
+{
+	if (op == IBV_WC_RECV || op == IBV_WC_RECV_RDMA_WITH_IMM)
+		return true;
+	for (unsigned int i = 0; i < VHCA_WQE_OPCODE_COUNT; i++)
+		if (vhca_wr_table[i].name && vhca_wr_table[i].wc_opcode == op)
+			return true;
+	return false;
+}
+
 /* One CQE of an honest CQ, copied out. */
 static void check_cqe(struct fz_cq *c, const struct vhca_cqe *e)
 {
@@ -487,8 +500,7 @@ static void check_cqe(struct fz_cq *c, const struct vhca_cqe *e)
 	}
 	if (e->status > IBV_WC_GENERAL_ERR)
 		FAIL("CQE status %u", e->status);
-	if (e->opcode > IBV_WC_FETCH_ADD && e->opcode != IBV_WC_RECV &&
-	    e->opcode != IBV_WC_RECV_RDMA_WITH_IMM)
+	if (!wc_opcode_known(e->opcode))
 		FAIL("CQE opcode %u", e->opcode);
 	if (memcmp(e->reserved, zero, sizeof(zero)))
 		FAIL("CQE reserved bytes set");
@@ -769,7 +781,7 @@ static void gen_dest(struct fz_qp *q, uint16_t *dlid, uint32_t *dqpn)
 
 static uint8_t gen_opcode(uint8_t type)
 {
-	static const uint8_t rc_ops[] = { 0, 1, 2, 3, 4, 5, 6 };
+	static const uint8_t rc_ops[] = { 0, 1, 2, 3, 4, 5, 6, 15 };
 	static const uint8_t uc_ops[] = { 0, 1, 2, 3 };
 	static const uint8_t ud_ops[] = { 2, 3 };
 
