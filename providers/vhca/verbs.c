@@ -164,6 +164,7 @@ struct vhca_mr *vhca_mr_new(struct ibv_pd *pd, void *addr, size_t length,
 		errno = ret;
 		return NULL;
 	}
+	mr->access = access;
 	if (access & IBV_ACCESS_ON_DEMAND)
 		vhca_odp_add(to_vctx(pd->context), mr);
 	return mr;
@@ -179,8 +180,10 @@ int vhca_rereg_mr(struct verbs_mr *vmr, int flags, struct ibv_pd *pd,
 {
 	struct vhca_mr *mr = vhca_container_of(vmr, struct vhca_mr, vmr);
 	struct vhca_context *vctx = to_vctx(vmr->ibv_mr.context);
+	int now = flags & IBV_REREG_MR_CHANGE_ACCESS ? access : mr->access;
 	struct ib_uverbs_rereg_mr_resp resp;
 	struct ibv_rereg_mr cmd;
+	int ret;
 
 	/* As the kernel: device memory's MRs are not re-registered. */
 	if (mr->dm) {
@@ -189,21 +192,26 @@ int vhca_rereg_mr(struct verbs_mr *vmr, int flags, struct ibv_pd *pd,
 	}
 	/*
 	 * In a VM the device takes the pages as they are: a new range is
-	 * pinned as at registration, and so is the old one when it becomes
+	 * pinned as at registration, with the access the MR will have (a
+	 * writable MR's pages faulted in for writing, its own copies, not
+	 * the shared zero page), and so is the old one when it becomes
 	 * writable (mlock() breaks copy-on-write for a writable MR).
 	 */
 	if (vctx->vm && (flags & IBV_REREG_MR_CHANGE_TRANSLATION) &&
-	    (errno = vhca_pin(addr, length, access)))
+	    (errno = vhca_pin(addr, length, now)))
 		return errno;
 	if (vctx->vm && !(flags & IBV_REREG_MR_CHANGE_TRANSLATION) &&
 	    (flags & IBV_REREG_MR_CHANGE_ACCESS) && vmr->ibv_mr.length &&
-	    (errno = vhca_pin(vmr->ibv_mr.addr, vmr->ibv_mr.length, access)))
+	    (errno = vhca_pin(vmr->ibv_mr.addr, vmr->ibv_mr.length, now)))
 		return errno;
 	memset(&cmd, 0, sizeof(cmd));
 	memset(&resp, 0, sizeof(resp));
-	return ibv_cmd_rereg_mr(vmr, (uint32_t)flags, addr, length,
-				(uintptr_t)addr, access, pd, &cmd, sizeof(cmd),
-				&resp, sizeof(resp));
+	ret = ibv_cmd_rereg_mr(vmr, (uint32_t)flags, addr, length,
+			       (uintptr_t)addr, access, pd, &cmd, sizeof(cmd),
+			       &resp, sizeof(resp));
+	if (!ret)
+		mr->access = now;
+	return ret;
 }
 
 int vhca_dereg_mr(struct verbs_mr *vmr)

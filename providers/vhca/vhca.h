@@ -313,6 +313,7 @@ int vhca_dealloc_pd(struct ibv_pd *pd);
 /* An MR: libibverbs' part, and the device memory it lies in (dm.c). */
 struct vhca_mr {
 	struct verbs_mr vmr;
+	int access;			/* as registered (rereg keeps it) */
 	struct vhca_dm *dm;
 	/* ODP MRs, on the context's list for ibv_advise_mr (odp.c) */
 	struct vhca_mr *odp_next, **odp_pprev;
