@@ -8,6 +8,7 @@
  *                one open file, events, GET_EVENT, MIGRATE_ID
  *   ucma_conn.c  the commands that move an id: bind, resolve, listen,
  *                connect, accept, reject, disconnect, queries, options
+ *   ucma_mcast.c multicast joins: JOIN_IP_MCAST, JOIN_MCAST, LEAVE_MCAST
  *   cma.c        rdma_cm ids: states, port spaces, the connection life
  *                cycle on top of the IB CM, init_qp_attr
  *   cm_ib.c      the IB CM protocol (IBTA 12): REQ/MRA/REP/RTU/REJ/
@@ -171,6 +172,8 @@ int cm_addr_route(const struct sockaddr *dst, int domain, pid_t tid,
 		  struct cm_func **out, struct sockaddr_storage *src);
 /* 127.0.0.0/8 or ::1: the host itself, whatever port (the kernel's
  * cma_loopback_addr()); it binds and resolves to the first usable port. */
+/* An IPv4 (224.0.0.0/4) or IPv6 (ff00::/8) multicast address? */
+bool cm_addr_multicast(const struct sockaddr *a);
 bool cm_addr_loopback(const struct sockaddr *a);
 /* ARP and the SA: a path from @f to the holder of @dst (IP or AF_IB). */
 int cm_addr_resolve(struct cm_func *f, const struct sockaddr *dst,

@@ -236,6 +236,13 @@ static unsigned int ip_len(const struct sockaddr *a)
 	return a->sa_family == AF_INET ? 4 : 16;
 }
 
+bool cm_addr_multicast(const struct sockaddr *a)
+{
+	if (a->sa_family == AF_INET)
+		return (ip_bytes(a)[0] & 0xf0) == 0xe0;	/* 224.0.0.0/4 */
+	return a->sa_family == AF_INET6 && ip_bytes(a)[0] == 0xff;
+}
+
 bool cm_addr_loopback(const struct sockaddr *a)
 {
 	static const uint8_t one6[16] = { [15] = 1 };

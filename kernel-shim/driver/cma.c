@@ -449,6 +449,15 @@ int cma_resolve_addr(struct cm_id *id, const struct sockaddr *src,
 			set_ip_of(&id->src, dst);
 			ret = cm_addr_resolve(id->func, dst, id->pkey, &path);
 		}
+	} else if (cm_addr_multicast(dst)) {
+		/*
+		 * addr_resolve() of a group: no neighbour to ask, the group is
+		 * joined later (JOIN_MCAST), through the port the id is bound
+		 * to (a wildcard source has none to choose here).
+		 */
+		memset(&path, 0, sizeof(path));
+		path.pkey = id->pkey;
+		ret = id->func ? 0 : -EHOSTUNREACH;
 	} else if (cm_addr_any(dst)) {
 		/* cma_resolve_loopback(): to ourselves. */
 		f = id->func;

@@ -31,6 +31,9 @@ struct cm_event {
 	struct cm_event *next;
 	struct cm_id *id;		/* whose: events_reported counts it */
 	struct cm_id *listen;		/* CONNECT_REQUEST: the listener */
+	/* a multicast join's (ucma_mcast.c): it counts the event instead */
+	const void *mc;
+	uint32_t *mc_reported;
 	struct rdma_ucm_event_resp resp;
 };
 
@@ -157,6 +160,28 @@ void ucma_post(struct cm_id *id, struct cm_id *listen, uint32_t event,
 	       int32_t status, const struct rdma_ucm_event_resp *param);
 /* The id leaves its file's event queue (destroy, migrate). */
 void ucma_drop_events(struct cm_id *id);
+/*
+ * An event of the multicast join @mc of @id: @param's uid and id (the
+ * join's) stay, and reading it counts in *@reported, not the id's.
+ */
+void ucma_post_mc(struct cm_id *id, const void *mc, uint32_t *reported,
+		  uint32_t event, const struct rdma_ucm_event_resp *param);
+/* The events of join @mc still queued, dropped (LEAVE_MCAST). */
+void ucma_drop_mc_events(struct cm_id *id, const void *mc);
+
+/* ---- ucma_mcast.c: multicast joins ------------------------------------------------ */
+
+/* JOIN_MCAST / JOIN_IP_MCAST of id @id_handle: 0 and *mc_handle, or -errno. */
+int ucma_join(struct ucma_file *file, uint32_t id_handle, uint64_t uid,
+	      const struct sockaddr *addr, uint16_t addr_size,
+	      uint16_t join_flags, uint32_t *mc_handle);
+/* LEAVE_MCAST: 0 and the join's events read, -ENOENT or -EINVAL. */
+int ucma_leave(struct ucma_file *file, uint32_t mc_handle,
+	       uint32_t *events_reported);
+/* The id's joins, gone (its destroy). */
+void ucma_forget_joins(struct cm_id *id);
+/* The id's joins follow it to file @to (MIGRATE_ID). */
+void ucma_move_joins(struct cm_id *id, struct ucma_file *to);
 
 /* ---- cm_ib.c: the IB CM, for the rdma_cm ------------------------------------------- */
 

@@ -517,7 +517,8 @@ static int show_cm_status(const struct node_ctx *c, FILE *out)
 	unsigned int ids, listeners;
 
 	cma_stats(&ids, &listeners);
-	fprintf(out, "ids %u\nlisteners %u\n", ids, listeners);
+	fprintf(out, "ids %u\nlisteners %u\nmulticast_joins %u\n", ids,
+		listeners, ucma_joins());
 	return 0;
 }
 

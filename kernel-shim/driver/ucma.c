@@ -166,6 +166,7 @@ static void leave(struct cm_id *id)
 
 void ucma_free_id(struct cm_id *id)
 {
+	ucma_forget_joins(id);
 	ucma_drop_events(id);
 	leave(id);
 	free(id);
@@ -206,6 +207,7 @@ void ucma_move_id(struct cm_id *id, struct ucma_file *to)
 	*id->file_pprev = id->file_next;
 	if (id->file_next)
 		id->file_next->file_pprev = id->file_pprev;
+	ucma_move_joins(id, to);
 	id->file = to;
 	id->file_next = to->ids;
 	if (to->ids)
@@ -250,7 +252,10 @@ int ucma_take_event(struct ucma_file *file, void *resp, size_t len)
 	if (!file->events)
 		file->events_tail = &file->events;
 	counted = e->listen ? e->listen : e->id;
-	counted->events_reported++;
+	if (e->mc_reported)
+		(*e->mc_reported)++;	/* the join's: LEAVE_MCAST reports it */
+	else
+		counted->events_reported++;
 	if (e->resp.event == CM_EV_CONNECT_REQUEST) {
 		e->id->published = true;	/* ucma_finish_ctx() */
 		/* Read requests leave the backlog (ucma_get_event()). */
@@ -286,6 +291,16 @@ static void serve_waiter(struct ucma_file *file)
 	free(w);
 }
 
+/* @e at the end of @file's queue; a waiter or a poller hears of it. */
+static void queue_event(struct ucma_file *file, struct cm_event *e)
+{
+	*file->events_tail = e;
+	file->events_tail = &e->next;
+	serve_waiter(file);
+	if (file->events && file->ph)
+		ucma_fuse_notify(file->ph);
+}
+
 void ucma_post(struct cm_id *id, struct cm_id *listen, uint32_t event,
 	       int32_t status, const struct rdma_ucm_event_resp *param)
 {
@@ -307,11 +322,44 @@ void ucma_post(struct cm_id *id, struct cm_id *listen, uint32_t event,
 	e->resp.id = id->handle;
 	e->resp.event = event;
 	e->resp.status = (uint32_t)status;
-	*file->events_tail = e;
-	file->events_tail = &e->next;
-	serve_waiter(file);
-	if (file->events && file->ph)
-		ucma_fuse_notify(file->ph);
+	queue_event(file, e);
+}
+
+void ucma_post_mc(struct cm_id *id, const void *mc, uint32_t *reported,
+		  uint32_t event, const struct rdma_ucm_event_resp *param)
+{
+	struct ucma_file *file = id->file;
+	struct cm_event *e = calloc(1, sizeof(*e));
+
+	if (!e)
+		return;
+	enter(id);
+	e->resp = *param;
+	e->resp.event = event;
+	e->id = id;
+	e->mc = mc;
+	e->mc_reported = reported;
+	queue_event(file, e);
+}
+
+void ucma_drop_mc_events(struct cm_id *id, const void *mc)
+{
+	struct ucma_file *file = id->file;
+	struct cm_event **p = &file->events;
+
+	while (*p) {
+		struct cm_event *e = *p;
+
+		if (e->mc != mc) {
+			p = &e->next;
+			continue;
+		}
+		*p = e->next;
+		free(e);
+	}
+	file->events_tail = &file->events;
+	while (*file->events_tail)
+		file->events_tail = &(*file->events_tail)->next;
 }
 
 void ucma_drop_events(struct cm_id *id)

@@ -36,6 +36,8 @@ void cm_agent_wake(void);
 
 /* Ids that exist and ids that listen, now (cma.c; no lock needed). */
 void cma_stats(unsigned int *ids, unsigned int *listeners);
+/* Multicast joins held by every file (ucma_mcast.c), read unlocked. */
+unsigned int ucma_joins(void);
 
 /* ---- files (ucma.c) ---------------------------------------------------------------- */
 

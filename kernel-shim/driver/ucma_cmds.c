@@ -364,6 +364,60 @@ static int query(struct ucma_file *file, uint32_t cmd_no, const uint8_t *in,
 	}
 }
 
+/* ---- multicast (ucma_mcast.c) --------------------------------------------------------- */
+
+static int join(struct ucma_file *file, uint32_t cmd_no, const uint8_t *in,
+		size_t out_len, struct reply *r)
+{
+	struct rdma_ucm_create_id_resp resp;
+	uint64_t to;
+	int ret;
+
+	if (out_len < sizeof(resp))
+		return -ENOSPC;
+	if (cmd_no == RDMA_USER_CM_CMD_JOIN_IP_MCAST) {
+		struct rdma_ucm_join_ip_mcast cmd;
+
+		memcpy(&cmd, in, sizeof(cmd));
+		to = cmd.response;
+		/* ucma_join_ip_multicast(): the size of its family. */
+		ret = in6_size_ok(&cmd.addr) ?
+			      ucma_join(file, cmd.id, cmd.uid,
+					(struct sockaddr *)&cmd.addr,
+					(uint16_t)cm_addr_size(
+						(struct sockaddr *)&cmd.addr),
+					RDMA_MC_JOIN_FLAG_FULLMEMBER, &resp.id) :
+			      -EINVAL;
+	} else {
+		struct rdma_ucm_join_mcast cmd;
+
+		memcpy(&cmd, in, sizeof(cmd));
+		to = cmd.response;
+		ret = ucma_join(file, cmd.id, cmd.uid,
+				(struct sockaddr *)&cmd.addr, cmd.addr_size,
+				cmd.join_flags, &resp.id);
+	}
+	if (!ret)
+		put_reply(r, to, &resp, sizeof(resp), out_len);
+	return ret;
+}
+
+static int leave(struct ucma_file *file, const uint8_t *in, size_t out_len,
+		 struct reply *r)
+{
+	struct rdma_ucm_destroy_id cmd;	/* struct rdma_ucm_leave_mcast */
+	struct rdma_ucm_destroy_id_resp resp;
+	int ret;
+
+	if (out_len < sizeof(resp))
+		return -ENOSPC;
+	memcpy(&cmd, in, sizeof(cmd));
+	ret = ucma_leave(file, cmd.id, &resp.events_reported);
+	if (!ret)
+		put_reply(r, cmd.response, &resp, sizeof(resp), out_len);
+	return ret;
+}
+
 /* ---- connections ------------------------------------------------------------------------ */
 
 static void conn_param(struct cma_conn_param *p,
@@ -512,6 +566,9 @@ static const size_t min_in[] = {
 	[RDMA_USER_CM_CMD_QUERY] = sizeof(struct rdma_ucm_query),
 	[RDMA_USER_CM_CMD_BIND] = sizeof(struct rdma_ucm_bind),
 	[RDMA_USER_CM_CMD_RESOLVE_ADDR] = sizeof(struct rdma_ucm_resolve_addr),
+	[RDMA_USER_CM_CMD_JOIN_IP_MCAST] = sizeof(struct rdma_ucm_join_ip_mcast),
+	[RDMA_USER_CM_CMD_JOIN_MCAST] = sizeof(struct rdma_ucm_join_mcast),
+	[RDMA_USER_CM_CMD_LEAVE_MCAST] = sizeof(struct rdma_ucm_destroy_id),
 };
 
 ssize_t ucma_run_cmd(struct ucma_file *file, pid_t tid, uint32_t cmd,
@@ -521,7 +578,7 @@ ssize_t ucma_run_cmd(struct ucma_file *file, pid_t tid, uint32_t cmd,
 	int ret;
 
 	if (cmd >= sizeof(min_in) / sizeof(min_in[0]) || !min_in[cmd])
-		return -ENOSYS;	/* GET_OPTION, multicast: not here */
+		return -ENOSYS;	/* GET_OPTION: not here */
 	if (in_len < min_in[cmd])
 		return -EINVAL;
 	/* SET_OPTION reads the caller's memory, MIGRATE_ID a file: unlocked. */
@@ -562,6 +619,11 @@ ssize_t ucma_run_cmd(struct ucma_file *file, pid_t tid, uint32_t cmd,
 	case RDMA_USER_CM_CMD_INIT_QP_ATTR:
 		ret = init_qp_attr(file, in, out_len, r);
 		break;
+	case RDMA_USER_CM_CMD_JOIN_IP_MCAST:
+	case RDMA_USER_CM_CMD_JOIN_MCAST:
+		ret = join(file, cmd, in, out_len, r);
+		break;
+	case RDMA_USER_CM_CMD_LEAVE_MCAST: ret = leave(file, in, out_len, r); break;
 	default: ret = -ENOSYS; break;
 	}
 	cm_unlock();

@@ -2,7 +2,7 @@
 # rdma_cm between two namespace guests with unmodified librdmacm
 # (docs/rdma_cm.md): addresses provisioned through the PF, rping with
 # verified data over IPv4 and IPv6, ucmatose, udaddy, rdma_server/
-# rdma_client, a bounded fuzz of the command path, a reject carrying private data both
+# rdma_client, mckey (multicast joins) over IPv4 and IPv6, a bounded fuzz of the command path, a reject carrying private data both
 # ways, a connect nobody listens to, an address nobody holds, a hostile
 # raw client that changes nothing for others, ADDR_CHANGE when a bound
 # address is taken away, and DEVICE_REMOVAL when a VF goes under a bound
@@ -87,6 +87,41 @@ grep -q 'rdma_client: end 0' "$RUN_DIR/rdma_server.client.log" ||
 	fail "rdma_client did not end 0"
 pass "ucmatose (4 connections), udaddy (UD, SIDR), rdma_server/rdma_client"
 wait_ids 0 || fail "ids left after the examples: $(cm_stat ids)"
+
+# ---- multicast: mckey (JOIN_MCAST, then verbs multicast) -----------------------
+# mckeys NAME GROUP: a receiver joins GROUP in a guest of vf1, then a
+# sender in a guest of vf0 sends 20 datagrams to it; both must finish.
+mckeys() {
+	local name=$1 group=$2 rpid r_rc=0 s_rc=0
+	in_guest 1 mckey -m "$group" -b "$3" -C 20 >"$RUN_DIR/$name.recv.log" 2>&1 &
+	rpid=$!
+	bg_track "$rpid"
+	wait_joins 1 "$rpid" ||
+		{ cat "$RUN_DIR/$name.recv.log" >&2; fail "$name: the receiver never joined"; }
+	sleep 0.5	# its QP attached (librdmacm does it on the event)
+	in_guest 0 mckey -m "$group" -b "$4" -s -C 20 >"$RUN_DIR/$name.send.log" 2>&1 || s_rc=$?
+	wait "$rpid" || r_rc=$?
+	((r_rc == 0 && s_rc == 0)) ||
+		{ tail -n 8 "$RUN_DIR/$name".*.log >&2; fail "$name: receiver $r_rc, sender $s_rc"; }
+	grep -q "data transfers complete" "$RUN_DIR/$name.recv.log" ||
+		fail "$name: the receiver did not get every datagram"
+	grep -q "joined dgid: ff12:" "$RUN_DIR/$name.recv.log" ||
+		fail "$name: no MGID in the join: $(cat "$RUN_DIR/$name.recv.log")"
+}
+wait_joins() {	# N PID: until N joins are held, while PID lives
+	local tries=600
+	while ((tries-- > 0)); do
+		(($(cm_stat multicast_joins) >= $1)) && return 0
+		kill -0 "$2" 2>/dev/null || return 1
+		sleep 0.05
+	done
+	return 1
+}
+mckeys mckey4 239.1.2.3 10.0.0.2 10.0.0.1
+mckeys mckey6 ff15::1:2 fd00::2 fd00::1
+pass "mckey over IPv4 and IPv6 groups: joined (MGID ff12:...), 20 datagrams each, every one received"
+wait_ids 0 || fail "ids left after mckey: $(cm_stat ids)"
+(($(cm_stat multicast_joins) == 0)) || fail "joins left after mckey: $(cm_stat multicast_joins)"
 
 # ---- outcomes ---------------------------------------------------------------
 server_client reject "$PROBE" reject-server 10.0.0.1 7471 -- \
