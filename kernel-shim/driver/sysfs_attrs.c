@@ -492,7 +492,7 @@ static int print_status_line(struct vhca_dev *dev, void *arg)
 
 	/* New fields go at the end: parsers of the older line keep working. */
 	fprintf(out,
-		"%s uverbs%d contexts %u pds %u mrs %u comp_channels %u qps %u cqs %u srqs %u dctxs %u open %u queue_kib %llu fds %u\n",
+		"%s uverbs%d contexts %u pds %u mrs %u comp_channels %u qps %u cqs %u srqs %u dctxs %u open %u queue_kib %llu fds %u mcast %u\n",
 		dev->name, dev->uverbs_index,
 		atomic_load(&dev->stats.contexts), atomic_load(&dev->stats.pds),
 		atomic_load(&dev->stats.mrs),
@@ -502,7 +502,8 @@ static int print_status_line(struct vhca_dev *dev, void *arg)
 		atomic_load(&dev->open_files),
 		(unsigned long long)(atomic_load(&dev->stats.queue_bytes) /
 				     1024),
-		atomic_load(&dev->stats.fds));
+		atomic_load(&dev->stats.fds),
+		atomic_load(&dev->stats.mcast_attached));
 	return 0;
 }
 

@@ -96,9 +96,9 @@ mckeys() {
 	in_guest 1 mckey -m "$group" -b "$3" -C 20 >"$RUN_DIR/$name.recv.log" 2>&1 &
 	rpid=$!
 	bg_track "$rpid"
-	wait_joins 1 "$rpid" ||
+	# Joined, and its QP attached (librdmacm attaches on the event).
+	wait_attached 1 "$rpid" ||
 		{ cat "$RUN_DIR/$name.recv.log" >&2; fail "$name: the receiver never joined"; }
-	sleep 0.5	# its QP attached (librdmacm does it on the event)
 	in_guest 0 mckey -m "$group" -b "$4" -s -C 20 >"$RUN_DIR/$name.send.log" 2>&1 || s_rc=$?
 	wait "$rpid" || r_rc=$?
 	((r_rc == 0 && s_rc == 0)) ||
@@ -108,20 +108,31 @@ mckeys() {
 	grep -q "joined dgid: ff12:" "$RUN_DIR/$name.recv.log" ||
 		fail "$name: no MGID in the join: $(cat "$RUN_DIR/$name.recv.log")"
 }
-wait_joins() {	# N PID: until N joins are held, while PID lives
+# wait_attached N PID: until vf1's QPs hold N multicast attachments.
+wait_attached() {
 	local tries=600
 	while ((tries-- > 0)); do
-		(($(cm_stat multicast_joins) >= $1)) && return 0
+		(($(vhca_status | awk '$1 == "vhca0_vf1" { for (i = 1; i < NF; i++) if ($i == "mcast") print $(i + 1) }') >= $1)) && return 0
 		kill -0 "$2" 2>/dev/null || return 1
 		sleep 0.05
 	done
 	return 1
 }
+# wait_no_joins: until every join is gone (releases are asynchronous).
+wait_no_joins() {
+	local tries=200
+	while ((tries-- > 0)); do
+		(($(cm_stat multicast_joins) == 0)) && return 0
+		sleep 0.05
+	done
+	return 1
+}
 mckeys mckey4 239.1.2.3 10.0.0.2 10.0.0.1
+wait_no_joins || fail "joins left after mckey4: $(cm_stat multicast_joins)"
 mckeys mckey6 ff15::1:2 fd00::2 fd00::1
 pass "mckey over IPv4 and IPv6 groups: joined (MGID ff12:...), 20 datagrams each, every one received"
 wait_ids 0 || fail "ids left after mckey: $(cm_stat ids)"
-(($(cm_stat multicast_joins) == 0)) || fail "joins left after mckey: $(cm_stat multicast_joins)"
+wait_no_joins || fail "joins left after mckey: $(cm_stat multicast_joins)"
 
 # ---- outcomes ---------------------------------------------------------------
 server_client reject "$PROBE" reject-server 10.0.0.1 7471 -- \
