@@ -143,52 +143,48 @@ void vhca_pkt_thread_exit(void)
 	drain(&cache_large);
 }
 
-struct vhca_pkt *vhca_pkt_clone_headers(const struct vhca_pkt *pkt)
+/*
+ * @pkt's headers into @copy, a packet of the pool: it keeps its own
+ * buffer, and none of @pkt's payload or references.
+ */
+static void copy_headers(struct vhca_pkt *copy, const struct vhca_pkt *pkt)
 {
-	struct vhca_pkt *copy = vhca_pkt_alloc(0);
-	uint8_t *data;
-	uint32_t cap;
+	uint8_t *data = copy->data;
+	uint32_t cap = copy->cap;
 
-	if (!copy)
-		return NULL;
-	data = copy->data;
-	cap = copy->cap;
 	*copy = *pkt;
 	copy->next = NULL;
 	copy->data = data;
 	copy->cap = cap;
 	copy->len = 0;
-	copy->ref_space = NULL;	/* headers only: no payload, no reference */
+	copy->ref_space = NULL;
 	copy->nref = 0;
+}
+
+struct vhca_pkt *vhca_pkt_clone_headers(const struct vhca_pkt *pkt)
+{
+	struct vhca_pkt *copy = vhca_pkt_alloc(0);
+
+	if (copy)
+		copy_headers(copy, pkt);
 	return copy;
 }
 
 struct vhca_pkt *vhca_pkt_clone(const struct vhca_pkt *pkt)
 {
 	struct vhca_pkt *copy = vhca_pkt_alloc(pkt->len);
-	uint32_t off = 0;
 
 	if (!copy)
 		return NULL;
-	{
-		uint8_t *data = copy->data;
-		uint32_t cap = copy->cap;
-
-		*copy = *pkt;
-		copy->next = NULL;
-		copy->credited = false;
-		copy->data = data;
-		copy->cap = cap;
-		copy->ref_space = NULL;
-		copy->nref = 0;
+	copy_headers(copy, pkt);
+	/* A VM's pieces become the copy's own bytes, in order. */
+	for (uint8_t i = 0; i < pkt->nref; i++) {
+		memcpy(copy->data + copy->len, pkt->ref[i].ptr, pkt->ref[i].len);
+		copy->len += pkt->ref[i].len;
 	}
-	if (pkt->nref) {
-		for (uint8_t i = 0; i < pkt->nref; i++) {
-			memcpy(copy->data + off, pkt->ref[i].ptr, pkt->ref[i].len);
-			off += pkt->ref[i].len;
-		}
-	} else if (pkt->len) {
+	if (!pkt->nref && pkt->len) {
 		memcpy(copy->data, pkt->data, pkt->len);
+		copy->len = pkt->len;
 	}
 	return copy;
 }
