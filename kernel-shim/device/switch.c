@@ -10,11 +10,10 @@
 #include "switch.h"
 #include "transport.h"
 
-bool vhca_port_accepts_pkey(const struct vhca_dev *dev, uint16_t qp_pkey_index,
-			    uint16_t pkey, uint16_t *index)
+/* The first entry of @dev's P_Key table that matches @pkey, or false. */
+static bool port_pkey_index(const struct vhca_dev *dev, uint16_t pkey,
+			    uint16_t *index)
 {
-	if (!vhca_pkey_match(vhca_port_pkey(dev, qp_pkey_index), pkey))
-		return false;
 	for (uint16_t i = 0; i < VHCA_PKEY_TABLE_LEN; i++) {
 		if (vhca_pkey_match(vhca_port_pkey(dev, i), pkey)) {
 			*index = i;
@@ -22,6 +21,13 @@ bool vhca_port_accepts_pkey(const struct vhca_dev *dev, uint16_t qp_pkey_index,
 		}
 	}
 	return false;
+}
+
+bool vhca_port_accepts_pkey(const struct vhca_dev *dev, uint16_t qp_pkey_index,
+			    uint16_t pkey, uint16_t *index)
+{
+	return vhca_pkey_match(vhca_port_pkey(dev, qp_pkey_index), pkey) &&
+	       port_pkey_index(dev, pkey, index);
 }
 
 /*
@@ -33,9 +39,10 @@ bool vhca_port_accepts_pkey(const struct vhca_dev *dev, uint16_t qp_pkey_index,
  */
 static bool ingress_pkey_ok(struct vhca_dev *dst, uint16_t pkey)
 {
-	for (uint16_t i = 0; i < VHCA_PKEY_TABLE_LEN; i++)
-		if (vhca_pkey_match(vhca_port_pkey(dst, i), pkey))
-			return true;
+	uint16_t index;
+
+	if (port_pkey_index(dst, pkey, &index))
+		return true;
 	vhca_counter_add(dst, VHCA_CNT_RCV_CONSTRAINT_ERRORS, 1);
 	return false;
 }
