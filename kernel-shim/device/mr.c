@@ -260,6 +260,16 @@ int vhca_mr_write(const struct vhca_mr *mr, uint64_t iova, const void *buf,
 	return vhca_dma_write(mr->dctx->space, off, buf, len);
 }
 
+/*
+ * Does a VM's page list of @npages cover an MR of @length bytes from
+ * offset @addr in its first page, exactly: from its first to last page?
+ */
+static bool pages_cover(uint64_t addr, uint64_t length, uint32_t npages)
+{
+	return addr < MR_PAGE &&
+	       npages == (addr + length + MR_PAGE - 1) / MR_PAGE;
+}
+
 int vhca_mr_check_args(uint64_t addr, uint64_t length, uint64_t iova,
 		       uint32_t access)
 {
@@ -300,9 +310,7 @@ int vhca_mr_reg(struct vhca_dctx *dctx, uint32_t pd_handle, uint64_t addr,
 	if (!ret && pages && (access & IB_UVERBS_ACCESS_ON_DEMAND))
 		ret = -EOPNOTSUPP;
 	/* A page list covers the MR exactly: from its first to last page. */
-	if (!ret && pages &&
-	    (addr >= MR_PAGE ||
-	     npages != (addr + length + MR_PAGE - 1) / MR_PAGE))
+	if (!ret && pages && !pages_cover(addr, length, npages))
 		ret = -EINVAL;
 	mr = ret ? NULL : calloc(1, sizeof(*mr));
 	if (!mr) {
@@ -413,8 +421,7 @@ static int rereg_check(struct vhca_dctx *dctx, struct vhca_mr *mr,
 	/* A VM's MR stays a page list covering it exactly; vhcad's none. */
 	if (paged != !!mr->pages)
 		return -EINVAL;
-	if (paged && (in->addr >= MR_PAGE ||
-		      npages != (in->addr + in->length + MR_PAGE - 1) / MR_PAGE))
+	if (paged && !pages_cover(in->addr, in->length, npages))
 		return -EINVAL;
 	return 0;
 }
