@@ -183,6 +183,14 @@ void ucma_for_each_id(void (*fn)(struct cm_id *id, void *arg), void *arg)
 
 static void serve_waiter(struct ucma_file *file);
 
+/* The queue's tail again, after events were taken out of its middle. */
+static void retail(struct ucma_file *file)
+{
+	file->events_tail = &file->events;
+	while (*file->events_tail)
+		file->events_tail = &(*file->events_tail)->next;
+}
+
 void ucma_move_id(struct cm_id *id, struct ucma_file *to)
 {
 	struct ucma_file *from = id->file;
@@ -201,9 +209,7 @@ void ucma_move_id(struct cm_id *id, struct ucma_file *to)
 		*to->events_tail = e;
 		to->events_tail = &e->next;
 	}
-	from->events_tail = &from->events;
-	while (*from->events_tail)
-		from->events_tail = &(*from->events_tail)->next;
+	retail(from);
 	*id->file_pprev = id->file_next;
 	if (id->file_next)
 		id->file_next->file_pprev = id->file_pprev;
@@ -357,9 +363,7 @@ void ucma_drop_mc_events(struct cm_id *id, const void *mc)
 		*p = e->next;
 		free(e);
 	}
-	file->events_tail = &file->events;
-	while (*file->events_tail)
-		file->events_tail = &(*file->events_tail)->next;
+	retail(file);
 }
 
 void ucma_drop_events(struct cm_id *id)
@@ -383,9 +387,7 @@ void ucma_drop_events(struct cm_id *id)
 		}
 		free(e);
 	}
-	file->events_tail = &file->events;
-	while (*file->events_tail)
-		file->events_tail = &(*file->events_tail)->next;
+	retail(file);
 }
 
 /* ---- the file's operations --------------------------------------------------------- */
