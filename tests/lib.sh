@@ -111,6 +111,18 @@ trap vhca_cleanup EXIT
 
 sysfs_read() { tr -d '\n' <"$SYSFS_PATH/$1"; }
 
+# Whether some process holds a guest's VF lock (RUN_DIR/guests/vhca0_vfN.lock),
+# read from /proc/locks.  Probing with `flock -n` would take the lock for an
+# instant, and a guest starting in that instant is refused as if the VF were
+# owned.
+vf_lock_held() {
+	local lock=$RUN_DIR/guests/vhca0_vf$1.lock dev ino id
+	read -r dev ino < <(stat -c '%d %i' "$lock" 2>/dev/null) || return 1
+	printf -v id '%02x:%02x:%s' $(((dev >> 8) & 0xfff)) \
+		$(((dev & 0xff) | ((dev >> 12) & 0xfff00))) "$ino"
+	grep -q " $id " /proc/locks
+}
+
 # ---- data-path helpers (additive: used by the data-path tests) ----------
 
 # Background processes a test starts (servers, peers); the EXIT trap kills

@@ -134,10 +134,10 @@ wait_line "$started" ready "$victim" || fail "guest of vf2 did not start"
 kill -KILL "$victim"
 wait "$victim" 2>/dev/null || true
 for _ in $(seq 100); do
-	flock -n "$RUN_DIR/guests/vhca0_vf2.lock" true && break
+	vf_lock_held 2 || break
 	sleep 0.05
 done
-flock -n "$RUN_DIR/guests/vhca0_vf2.lock" true ||
+! vf_lock_held 2 ||
 	fail "processes of a SIGKILLed guest still hold vf2"
 pass "--user runs CMD as that user; SIGKILL to vhca-guest ends the whole guest"
 

@@ -185,7 +185,8 @@ fi
 "$VHCA_BUILD/tools/vhca-guest" --run-dir "$RUN_DIR" --vf 3 -- sleep 300 &
 guest=$!
 bg_track "$guest"
-for _ in $(seq 100); do ! flock -n "$RUN_DIR/guests/vhca0_vf3.lock" true && break; sleep 0.05; done
+for _ in $(seq 100); do vf_lock_held 3 && break; sleep 0.05; done
+vf_lock_held 3 || fail "vhca-guest did not take vf3"
 start=$SECONDS
 out=$(cl up 4 2>&1) && fail "up 4 with VF 3 owned by a guest succeeded: $out"
 ((SECONDS - start < 30)) || fail "up 4: refused only after $((SECONDS - start)) s"

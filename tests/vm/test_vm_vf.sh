@@ -14,14 +14,13 @@ GUEST="$VHCA_BUILD/tools/vhca-guest"
 env_opts=()
 [[ -n $TOOL_PRELOAD ]] && env_opts=(--env "LD_PRELOAD=$TOOL_PRELOAD" --env ASAN_OPTIONS)
 
-lock_held() { ! flock -n "$RUN_DIR/guests/vhca0_vf$1.lock" true; }
 
 # ---- a namespace guest's VF ---------------------------------------------------
 "$GUEST" --run-dir "$RUN_DIR" --vf 0 -- sleep 300 &
 guest=$!
 bg_track "$guest"
-for _ in $(seq 100); do lock_held 0 && break; sleep 0.05; done
-lock_held 0 || fail "vhca-guest did not take vf0"
+for _ in $(seq 100); do vf_lock_held 0 && break; sleep 0.05; done
+vf_lock_held 0 || fail "vhca-guest did not take vf0"
 rc=0
 err=$(timeout 20 "$VHCA_VM" --run-dir "$RUN_DIR" --vf 0 -- true 2>&1) || rc=$?
 ((rc == 125)) || fail "a VM got vf0 of a guest (exit $rc): $err"
@@ -42,7 +41,7 @@ if ! wait_for_text "$RUN_DIR/vm.out" up "$vm_pid"; then
 	fi
 	fail "the VM of vf1 did not come up: $(cat "$RUN_DIR/vm.out" "$RUN_DIR/vm.err")"
 fi
-lock_held 1 || fail "the VM does not hold vf1's lock"
+vf_lock_held 1 || fail "the VM does not hold vf1's lock"
 grep -qF "sysfs /run/vhca/sys device vhca0_vf1" "$RUN_DIR/vm.out" ||
 	fail "the VM's environment: $(cat "$RUN_DIR/vm.out")"
 grep -qw vhca0_vf1 "$RUN_DIR/vm.out" || fail "ibv_devices in the VM: $(cat "$RUN_DIR/vm.out")"
@@ -59,7 +58,7 @@ pass "a VM takes the lowest free VF (vf1), sees vhca0_vf1; its VF is refused to 
 
 kill -TERM "$vm_pid"
 wait "$vm_pid" || true
-lock_held 1 && fail "vf1 still locked after its VM ended"
+vf_lock_held 1 && fail "vf1 still locked after its VM ended"
 kill -TERM "$guest"
 wait "$guest" || true
 pass "the VF is free again once its VM is gone"
