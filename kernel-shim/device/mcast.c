@@ -21,8 +21,14 @@ struct mcast_group {
 	struct mcast_group *next;
 	uint8_t mgid[16];
 	uint16_t mlid;
-	uint32_t count;
-	struct mcast_member *members;	/* max_mcast_qp_attach of them */
+	uint32_t count, cap;
+	/*
+	 * Every function's members: each function may attach
+	 * max_mcast_qp_attach QPs, whatever the others attached (a limit
+	 * shared by the PF's functions would let one VF fill a group and
+	 * keep every other VF out of it).
+	 */
+	struct mcast_member *members;
 };
 
 struct vhca_mcast_table {
@@ -64,6 +70,34 @@ static struct mcast_group *find(struct vhca_mcast_table *t,
 	return NULL;
 }
 
+/* The members of @g that are QPs of @dev. */
+static uint32_t members_of(const struct mcast_group *g,
+			   const struct vhca_dev *dev)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < g->count; i++)
+		n += g->members[i].dev == dev;
+	return n;
+}
+
+/* Room in @g for one more member (write lock held). */
+static bool make_room(struct mcast_group *g)
+{
+	struct mcast_member *m;
+	uint32_t cap;
+
+	if (g->count < g->cap)
+		return true;
+	cap = g->cap ? 2 * g->cap : 4;
+	m = realloc(g->members, cap * sizeof(*m));
+	if (!m)
+		return false;
+	g->members = m;
+	g->cap = cap;
+	return true;
+}
+
 static int member_index(const struct mcast_group *g, const struct vhca_qp *qp)
 {
 	for (uint32_t i = 0; i < g->count; i++)
@@ -73,22 +107,27 @@ static int member_index(const struct mcast_group *g, const struct vhca_qp *qp)
 	return -1;
 }
 
-/* Drops member @i of @g, and @g once it is empty (write lock held). */
-static void remove_member(struct vhca_mcast_table *t, struct mcast_group *g,
-			  uint32_t i, struct vhca_qp *qp)
+/* Unlinks and frees @g (write lock held). */
+static void remove_group(struct vhca_mcast_table *t, struct mcast_group *g)
 {
 	struct mcast_group **link;
 
-	g->members[i] = g->members[--g->count];
-	qp->mcast_count--;
-	atomic_fetch_sub(&qp->dctx->dev->stats.mcast_attached, 1);
-	if (g->count)
-		return;
 	for (link = &t->groups; *link != g; link = &(*link)->next)
 		;
 	*link = g->next;
 	free(g->members);
 	free(g);
+}
+
+/* Drops member @i of @g, and @g once it is empty (write lock held). */
+static void remove_member(struct vhca_mcast_table *t, struct mcast_group *g,
+			  uint32_t i, struct vhca_qp *qp)
+{
+	g->members[i] = g->members[--g->count];
+	qp->mcast_count--;
+	atomic_fetch_sub(&qp->dctx->dev->stats.mcast_attached, 1);
+	if (!g->count)
+		remove_group(t, g);
 }
 
 /* The checks of the kernel's ib_attach_mcast(), in its order. */
@@ -122,17 +161,14 @@ int vhca_mcast_attach(struct vhca_dctx *dctx, uint32_t handle,
 	if (g && member_index(g, qp) >= 0)
 		goto unlock;	/* attached already: 0, as uverbs answers */
 	ret = -ENOMEM;
-	if ((g && g->count == vhca_limits.max_mcast_qp_attach) ||
+	if ((g && members_of(g, dctx->dev) ==
+			  vhca_limits.max_mcast_qp_attach) ||
 	    !vhca_stats_reserve(&dctx->dev->stats.mcast_attached,
 				vhca_limits.max_total_mcast_qp_attach))
 		goto unlock;
 	if (!g) {
 		g = calloc(1, sizeof(*g));
-		if (g)
-			g->members = calloc(vhca_limits.max_mcast_qp_attach,
-					    sizeof(*g->members));
-		if (!g || !g->members) {
-			free(g);
+		if (!g) {
 			vhca_stats_release(&dctx->dev->stats.mcast_attached);
 			goto unlock;
 		}
@@ -140,6 +176,12 @@ int vhca_mcast_attach(struct vhca_dctx *dctx, uint32_t handle,
 		g->mlid = mlid;
 		g->next = t->groups;
 		t->groups = g;
+	}
+	if (!make_room(g)) {
+		vhca_stats_release(&dctx->dev->stats.mcast_attached);
+		if (!g->count)
+			remove_group(t, g);
+		goto unlock;
 	}
 	g->members[g->count++] = (struct mcast_member){ dctx->dev, qp->qpn };
 	qp->mcast_count++;

@@ -6,9 +6,11 @@
  * replicated to each of them but the sender, each copy checked as any
  * packet (the receiving port's P_Keys, the QP's P_Key and Q_Key).
  *
- * Limits (vhca_limits, advertised by QUERY_DEVICE): max_mcast_qp_attach
- * QPs per group, max_total_mcast_qp_attach attachments per function
- * (its groups are at most that many), so no tenant fills the switch.
+ * Limits (vhca_limits, advertised by QUERY_DEVICE), each per function:
+ * max_mcast_qp_attach of its QPs in a group (another VF's members do not
+ * count: one VF must not fill a group and keep the others out of it),
+ * max_total_mcast_qp_attach attachments (its groups are at most that
+ * many), so no tenant fills the switch or a group.
  */
 #ifndef VHCA_DEVICE_MCAST_H
 #define VHCA_DEVICE_MCAST_H

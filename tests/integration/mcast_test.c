@@ -324,10 +324,60 @@ static void t_limits(void)
 	}
 }
 
+/*
+ * The attack: VF 1 fills a group with its max_mcast_qp_attach QPs.  VF 0
+ * must still join it and get the group's datagrams, as on hardware where
+ * each HCA's limit is its own.
+ */
+static void t_crowded(void)
+{
+	struct ibv_qp_init_attr qa = {
+		.qp_type = IBV_QPT_UD,
+		.cap = { .max_send_wr = 1, .max_recv_wr = 1,
+			 .max_send_sge = 1, .max_recv_sge = 1 },
+	};
+	union ibv_gid g = group();
+	struct ibv_qp *filler[65];
+	struct port a, b;
+	struct ud sender, member;
+	int n, other = 0;
+
+	port_open(&a, "vhca0_vf0");
+	port_open(&b, "vhca0_vf1");
+	qa.send_cq = qa.recv_cq = b.cq;
+	for (n = 0; n < 65; n++) {
+		filler[n] = ibv_create_qp(b.pd, &qa);
+		REQUIRE(filler[n], "create_qp %d", n);
+		if (ibv_attach_mcast(filler[n], &g, MLID))
+			break;
+	}
+	CHECK(n == 64, "VF 1 attached %d QPs to the group", n);
+	ud_open(&sender, &b, 0);
+	ud_open(&member, &a, 0);
+	CHECK(!ibv_attach_mcast(member.qp, &g, MLID),
+	      "VF 0 joins the group VF 1 filled: %s", strerror(errno));
+	send_group(&sender, 0x3c);
+	CHECK(received(&a, member.qp, 300, &other) == 1 && !other,
+	      "VF 0's member got the datagram once (others %d)", other);
+	CHECK(datagram_ok(&member, 0, 0x3c), "its GRH and payload");
+	CHECK(!ibv_detach_mcast(member.qp, &g, MLID) &&
+		      !ibv_destroy_qp(member.qp) && !ibv_destroy_qp(sender.qp),
+	      "VF 0 leaves");
+	for (int i = 0; i <= n && i < 65; i++) {
+		if (i < n)
+			CHECK(!ibv_detach_mcast(filler[i], &g, MLID), "detach %d",
+			      i);
+		CHECK(!ibv_destroy_qp(filler[i]), "destroy %d", i);
+	}
+	port_close(&a);
+	port_close(&b);
+}
+
 static const struct subtest tests[] = {
 	{ "deliver", t_deliver },
 	{ "refused", t_refused },
 	{ "limits", t_limits },
+	{ "crowded", t_crowded },
 };
 
 int main(int argc, char **argv)
