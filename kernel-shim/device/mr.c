@@ -392,12 +392,12 @@ static int rereg_check(struct vhca_dctx *dctx, struct vhca_mr *mr,
 		       const struct vhca_devcmd_rereg_mr *in, bool paged,
 		       uint32_t npages, struct vhca_pd **pd)
 {
-	uint32_t access = in->flags & VHCA_DEVCMD_REREG_ACCESS ? in->access :
-								  mr->access;
+	uint32_t access;
 	int ret;
 
 	if (!mr)
 		return -EINVAL;
+	access = in->flags & VHCA_DEVCMD_REREG_ACCESS ? in->access : mr->access;
 	/*
 	 * An ODP MR has no pages to move, and making one ODP would mean
 	 * dropping them under traffic: deregister and register instead.

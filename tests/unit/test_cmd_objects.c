@@ -239,6 +239,12 @@ void test_rereg_mr(void)
 		       NULL) == EINVAL, "a PD handle as the MR");
 	CHECK(rereg_mr(u, r.mr_handle + 99, IBV_REREG_MR_CHANGE_ACCESS, NULL,
 		       0, 0, 0, lw, NULL) == EINVAL, "no such MR");
+	/* Without CHANGE_ACCESS the MR's own access is read: after the lookup. */
+	CHECK(rereg_mr(u, r.mr_handle + 99, IBV_REREG_MR_CHANGE_PD, NULL, 0, 0,
+		       pd, 0, NULL) == EINVAL, "no such MR, a new PD");
+	CHECK(rereg_mr(u, pd, IBV_REREG_MR_CHANGE_TRANSLATION, area, page,
+		       (uintptr_t)area, 0, 0, NULL) == EINVAL,
+	      "a PD handle as the MR, a new range");
 	CHECK(rereg_mr(u, r.mr_handle, IBV_REREG_MR_CHANGE_PD, NULL, 0, 0,
 		       pd2 + 50, 0, NULL) == EINVAL, "no such PD");
 	CHECK(rereg_mr(u, r.mr_handle, IBV_REREG_MR_CHANGE_PD, NULL, 0, 0,
