@@ -298,16 +298,22 @@ struct conn {
 };
 
 /* RESET, INIT, RTR, RTS with @k; 0 or the first errno. */
+/* The transition connect_qp() failed in last, for the failure's message. */
+static const char *connect_step = "";
+
 static int connect_qp(struct raw_ctx *c, uint32_t handle, uint8_t type,
 		      const struct conn *k)
 {
 	struct ib_uverbs_modify_qp m = { .qp_handle = handle,
 					 .qp_state = IBV_QPS_RESET,
 					 .attr_mask = IBV_QP_STATE };
-	int ret = modify(c, &m);
+	int ret;
 
+	connect_step = "to RESET";
+	ret = modify(c, &m);
 	if (ret)
 		return ret;
+	connect_step = "RESET to INIT";
 	m = (struct ib_uverbs_modify_qp){
 		.qp_handle = handle, .qp_state = IBV_QPS_INIT, .port_num = 1,
 		.qkey = k->qkey, .qp_access_flags = k->access,
@@ -318,6 +324,7 @@ static int connect_qp(struct raw_ctx *c, uint32_t handle, uint8_t type,
 	ret = modify(c, &m);
 	if (ret)
 		return ret;
+	connect_step = "INIT to RTR";
 	m = (struct ib_uverbs_modify_qp){ .qp_handle = handle,
 					  .qp_state = IBV_QPS_RTR,
 					  .attr_mask = IBV_QP_STATE };
@@ -338,6 +345,7 @@ static int connect_qp(struct raw_ctx *c, uint32_t handle, uint8_t type,
 	ret = modify(c, &m);
 	if (ret)
 		return ret;
+	connect_step = "RTR to RTS";
 	m = (struct ib_uverbs_modify_qp){
 		.qp_handle = handle, .qp_state = IBV_QPS_RTS,
 		.sq_psn = k->sq_psn, .timeout = k->timeout,
@@ -1342,8 +1350,9 @@ static void connect_pair(int i, int j)
 	if (!ret)
 		ret = connect_qp(&f.a, b->qp.handle, b->type, &kb);
 	if (ret)
-		FAIL("connecting probed pair %d-%d (type %u): %s", i, j,
-		     a->type, strerror(ret));
+		FAIL("connecting probed pair %d-%d (type %u): %s: %s (states %d, %d)",
+		     i, j, a->type, connect_step, strerror(ret), qp_state(a),
+		     qp_state(b));
 	a->sq_head = a->rq_head = b->sq_head = b->rq_head = 0;
 	settle_after(a);
 	settle_after(b);
@@ -1368,8 +1377,9 @@ static void connect_away(struct fz_qp *q)
 	settle_before(q);
 	ret = connect_qp(&f.a, q->qp.handle, q->type, &k);
 	if (ret)
-		FAIL("connecting probed QP %d to %#x/%#x: %s", q->index, dlid,
-		     dqpn, strerror(ret));
+		FAIL("connecting probed QP %d (type %u) to %#x/%#x: %s: %s (state %d)",
+		     q->index, q->type, dlid, dqpn, connect_step,
+		     strerror(ret), qp_state(q));
 	q->sq_head = q->rq_head = 0;
 	settle_after(q);
 	q->dlid = dlid;
