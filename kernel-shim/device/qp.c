@@ -610,7 +610,11 @@ static void reset_queues(struct vhca_qp *qp)
 	qp->flush_pending = false;
 	memset(qp->db, 0, sizeof(*qp->db));
 	memset(&qp->attr, 0, sizeof(qp->attr));
-	memset(&qp->resp, 0, sizeof(qp->resp));
+	/*
+	 * The requests held behind a READ are freed, not forgotten: each
+	 * holds a reference to its sender's memory (a VM's RAM mapping).
+	 */
+	vhca_responder_reset(qp);
 }
 
 static int modify_locked(struct vhca_qp *qp,
