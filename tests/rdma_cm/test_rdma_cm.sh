@@ -45,6 +45,12 @@ pass "the guest sees its addresses and /dev/infiniband/rdma_cm"
 	{ cat "$RUN_DIR/hostile.log" >&2; fail "hostile client"; }
 wait_ids 0 || fail "ids left behind by the hostile client: $(cm_stat ids)"
 pass "hostile client: $(grep -c '^ok' "$RUN_DIR/hostile.log") checks, nothing left"
+"$RAW" mcast "$UCMA_FILE" 10.0.0.1 >"$RUN_DIR/mcast_hostile.log" 2>&1 ||
+	{ cat "$RUN_DIR/mcast_hostile.log" >&2; fail "hostile multicast client"; }
+wait_ids 0 || fail "ids left behind by the multicast client: $(cm_stat ids)"
+[[ $(cm_stat multicast_joins) == 0 ]] ||
+	fail "joins left behind: $(cm_stat multicast_joins)"
+pass "hostile multicast client: 256 joins a file, others' LEAVE refused, nothing left"
 # A bounded fuzz of the command path: random commands, sizes, bodies and
 # response pointers; the daemon answers errnos and keeps nothing.
 for seed in 1 2 3; do

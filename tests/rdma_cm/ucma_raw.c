@@ -10,6 +10,10 @@
  *   ucma_raw removal FILE ADDR   an id bound to the VF holding ADDR, then
  *                                the next event (DEVICE_REMOVAL expected)
  *   ucma_raw addrchange FILE ADDR  the same, ADDR_CHANGE expected
+ *   ucma_raw mcast FILE ADDR     a UDP id bound to ADDR joins groups until
+ *                                refused (a share, ENOMEM); another file
+ *                                may not LEAVE its joins; LEAVE of
+ *                                nothing; DESTROY_ID with joins held
  *   ucma_raw fuzz FILE N SEED    N random commands (valid numbers, random
  *                                sizes and bodies, response pointers into
  *                                a scratch buffer, nothing or random
@@ -325,11 +329,76 @@ static int fuzz(const char *path, unsigned long n, unsigned long seed)
 	return 0;
 }
 
+/* JOIN_MCAST of @id to 224.1.@n/256.@n%256: the join's id in *@mc. */
+static int join(int fd, uint32_t id, unsigned int n, uint32_t *mc)
+{
+	struct rdma_ucm_join_mcast j = {
+		.response = (uintptr_t)mc, .uid = n, .id = id,
+		.addr_size = sizeof(struct sockaddr_in),
+		.join_flags = RDMA_MC_JOIN_FLAG_FULLMEMBER,
+	};
+	struct sockaddr_in *sin = (struct sockaddr_in *)&j.addr;
+
+	sin->sin_family = AF_INET;
+	sin->sin_addr.s_addr = htonl(0xe0010000u | (n & 0xffff));
+	return cmd(fd, RDMA_USER_CM_CMD_JOIN_MCAST, &j, sizeof(j), 4);
+}
+
+static int leave(int fd, uint32_t mc)
+{
+	struct rdma_ucm_destroy_id_resp r;
+	struct rdma_ucm_destroy_id l = { .response = (uintptr_t)&r, .id = mc };
+
+	return cmd(fd, RDMA_USER_CM_CMD_LEAVE_MCAST, &l, sizeof(l), sizeof(r));
+}
+
+static int mcast(const char *path, const char *addr)
+{
+	int fd = open(path, O_RDWR), fd2 = open(path, O_RDWR), err = 0;
+	struct rdma_ucm_create_id c = { .ps = RDMA_PS_UDP };
+	struct rdma_ucm_bind b = { .addr_size = sizeof(struct sockaddr_in) };
+	struct sockaddr_in *sin = (struct sockaddr_in *)&b.addr;
+	uint32_t id = 0, mc = 0, first = 0;
+	unsigned int n;
+
+	if (fd < 0 || fd2 < 0)
+		return perror(path), 1;
+	sin->sin_family = AF_INET;
+	if (inet_pton(AF_INET, addr, &sin->sin_addr) != 1)
+		return 2;
+	c.response = (uintptr_t)&id;
+	check("a UDP id", cmd(fd, RDMA_USER_CM_CMD_CREATE_ID, &c, sizeof(c), 4),
+	      0);
+	b.id = id;
+	check("bound", cmd(fd, RDMA_USER_CM_CMD_BIND, &b, sizeof(b), 0), 0);
+	for (n = 0; n < 4096; n++) {
+		err = join(fd, id, n, &mc);
+		if (err)
+			break;
+		if (!n)
+			first = mc;
+	}
+	printf("joined %u groups\n", n);
+	check("joins run out", err, ENOMEM);
+	check("a share of 256 joins", n == 256 ? 0 : 1, 0);
+	check("another file's LEAVE of our join", leave(fd2, first), EINVAL);
+	check("LEAVE of a join never made", leave(fd, 0x7ffffff0), ENOENT);
+	check("our LEAVE", leave(fd, first), 0);
+	check("twice", leave(fd, first), ENOENT);
+	check("a join again, in the room it left", join(fd, id, 4095, &mc), 0);
+	check("DESTROY_ID with 256 joins held", destroy_id(fd, id), 0);
+	close(fd);
+	close(fd2);
+	return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 5 && !strcmp(argv[1], "fuzz"))
 		return fuzz(argv[2], strtoul(argv[3], NULL, 0),
 			    strtoul(argv[4], NULL, 0));
+	if (argc == 4 && !strcmp(argv[1], "mcast"))
+		return mcast(argv[2], argv[3]);
 	if (argc == 3 && !strcmp(argv[1], "hostile"))
 		return hostile(argv[2]);
 	if (argc == 4 && !strcmp(argv[1], "removal"))
