@@ -2,8 +2,9 @@
 # rdma_cm between two namespace guests with unmodified librdmacm
 # (docs/rdma_cm.md): addresses provisioned through the PF, rping with
 # verified data over IPv4 and IPv6, ucmatose, udaddy, rdma_server/
-# rdma_client, mckey (multicast joins) over IPv4 and IPv6, a bounded fuzz of the command path, a reject carrying private data both
-# ways, a connect nobody listens to, an address nobody holds, a hostile
+# rdma_client, rstream (rsockets), mckey (multicast joins) over IPv4 and
+# IPv6, a bounded fuzz of the command path, a reject carrying private data
+# both ways, a connect nobody listens to, an address nobody holds, a hostile
 # raw client that changes nothing for others, ADDR_CHANGE when a bound
 # address is taken away, and DEVICE_REMOVAL when a VF goes under a bound
 # id.
@@ -93,6 +94,16 @@ grep -q 'rdma_client: end 0' "$RUN_DIR/rdma_server.client.log" ||
 	fail "rdma_client did not end 0"
 pass "ucmatose (4 connections), udaddy (UD, SIDR), rdma_server/rdma_client"
 wait_ids 0 || fail "ids left after the examples: $(cm_stat ids)"
+# rsockets (rstream): its service thread takes the connection, and opens
+# and fstats an event channel of its own from that thread.
+server_client rstream rstream -b 10.0.0.1 -S 4096 -C 100 -- \
+	rstream -s 10.0.0.1 -S 4096 -C 100 || fail "rstream (rsockets)"
+grep -q '^custom *4k *100 ' "$RUN_DIR/rstream.client.log" ||
+	fail "rstream: no transfer line: $(cat "$RUN_DIR/rstream.client.log")"
+server_client rstream6 rstream -b fd00::1 -S 65536 -C 20 -- \
+	rstream -s fd00::1 -S 65536 -C 20 || fail "rstream over IPv6"
+pass "rstream (rsockets) over IPv4 and IPv6"
+wait_ids 0 || fail "ids left after rstream: $(cm_stat ids)"
 
 # ---- multicast: mckey (JOIN_MCAST, then verbs multicast) -----------------------
 # mckeys NAME GROUP: a receiver joins GROUP in a guest of vf1, then a

@@ -236,10 +236,35 @@ static void do_open(struct sup *s, const struct seccomp_notif *n,
 	close(fd);
 }
 
+/*
+ * The process of thread @tid (a notification names the calling thread:
+ * librdmacm opens and fstats its event channels from any thread, rsockets
+ * from its service thread).  pidfd_open() takes only a process without
+ * PIDFD_THREAD (Linux 6.9), and the threads share the fd table.
+ */
+static pid_t tgid_of(pid_t tid)
+{
+	char path[64], line[128];
+	pid_t tgid = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)tid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Tgid: %d", &tgid) == 1)
+			break;
+	fclose(f);
+	return tgid;
+}
+
 /* Is the caller's @fd an open of the rdma_cm file?  Its fd in ours, or -1. */
 static int our_fd(struct sup *s, pid_t pid, int fd)
 {
-	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0), mine;
+	pid_t tgid = tgid_of(pid);
+	int pidfd = tgid > 0 ? (int)syscall(SYS_pidfd_open, tgid, 0) : -1;
+	int mine;
 	struct stat st;
 
 	if (pidfd < 0)
