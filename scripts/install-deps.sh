@@ -8,7 +8,7 @@ packages=(
 	libibverbs-dev ibverbs-utils ibverbs-providers perftest
 	librdmacm-dev rdmacm-utils libfabric-bin
 	libfuse3-dev fuse3 libnl-3-dev libnl-route-3-dev
-	openmpi-bin libopenmpi-dev libucx0 gnuplot-nox
+	openmpi-bin libopenmpi-dev libucx0 libucx-dev gnuplot-nox
 	iproute2 procps util-linux libssl-dev
 	qemu-system-x86 busybox-static kmod xz-utils
 )

@@ -2,12 +2,12 @@
 # rdma_cm between two namespace guests with unmodified librdmacm
 # (docs/rdma_cm.md): addresses provisioned through the PF, rping with
 # verified data over IPv4 and IPv6, ucmatose, udaddy, rdma_server/
-# rdma_client, rstream (rsockets), mckey (multicast joins) over IPv4 and
-# IPv6, a bounded fuzz of the command path, a reject carrying private data
-# both ways, a connect nobody listens to, an address nobody holds, a hostile
-# raw client that changes nothing for others, ADDR_CHANGE when a bound
-# address is taken away, and DEVICE_REMOVAL when a VF goes under a bound
-# id.
+# rdma_client, rstream (rsockets), UCX's sockaddr connection manager,
+# mckey (multicast joins) over IPv4 and IPv6, a bounded fuzz of the
+# command path, a reject carrying private data both ways, a connect
+# nobody listens to, an address nobody holds, hostile raw clients that
+# change nothing for others, ADDR_CHANGE when a bound address is taken
+# away, and DEVICE_REMOVAL when a VF goes under a bound id.
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/cm_lib.sh"
 
@@ -104,6 +104,31 @@ server_client rstream6 rstream -b fd00::1 -S 65536 -C 20 -- \
 	rstream -s fd00::1 -S 65536 -C 20 || fail "rstream over IPv6"
 pass "rstream (rsockets) over IPv4 and IPv6"
 wait_ids 0 || fail "ids left after rstream: $(cm_stat ids)"
+
+# ---- UCX's sockaddr connection manager -------------------------------------------
+# UCX's ucp_client_server (Debian's example, built as it is): a UCP
+# endpoint from an IP address.  The guests' network namespaces have
+# loopback only, so UCX can connect only through rdma_cm; then 10 tag
+# messages.  The server serves clients until it is stopped.
+UCS=$VHCA_BUILD/tests/rdma_cm/ucp_client_server
+[[ -x $UCS ]] || fail "$UCS not built: libucx-dev missing (scripts/install-deps.sh installs it)"
+UCX_ENV=(UCX_TLS=rc_verbs,ud_verbs,self UCX_SOCKADDR_TLS_PRIORITY=rdmacm)
+# Not through in_guest: $! must be timeout itself, which passes SIGTERM on.
+timeout -k 5 "$CM_TIMEOUT" env LD_PRELOAD="$TOOL_PRELOAD" "$GUEST_BIN" \
+	--run-dir "$RUN_DIR" --vf 0 -- env "${UCX_ENV[@]}" "$UCS" -l 10.0.0.1 \
+	-c tag -i 10 >"$RUN_DIR/ucx.server.log" 2>&1 &
+upid=$!
+bg_track "$upid"
+wait_listeners 1 "$upid" || { cat "$RUN_DIR/ucx.server.log" >&2; fail "UCX: no listener"; }
+in_guest 1 env "${UCX_ENV[@]}" "$UCS" -a 10.0.0.1 -c tag -i 10 \
+	>"$RUN_DIR/ucx.client.log" 2>&1 ||
+	{ cat "$RUN_DIR/ucx.client.log" >&2; fail "UCX client over rdma_cm"; }
+grep -q 'Client: iteration #10' "$RUN_DIR/ucx.client.log" ||
+	fail "UCX: the client did not finish its 10 iterations: $(cat "$RUN_DIR/ucx.client.log")"
+kill -TERM "$upid"
+wait "$upid" 2>/dev/null || true
+pass "UCX connects two guests through its rdmacm connection manager (10 tag messages)"
+wait_ids 0 || fail "ids left after UCX: $(cm_stat ids)"
 
 # ---- multicast: mckey (JOIN_MCAST, then verbs multicast) -----------------------
 # mckeys NAME GROUP: a receiver joins GROUP in a guest of vf1, then a
