@@ -143,40 +143,25 @@ void vhca_pkt_thread_exit(void)
 	drain(&cache_large);
 }
 
-/*
- * @pkt's headers into @copy, a packet of the pool: it keeps its own
- * buffer, and none of @pkt's payload or references.
- */
-static void copy_headers(struct vhca_pkt *copy, const struct vhca_pkt *pkt)
+struct vhca_pkt *vhca_pkt_clone(const struct vhca_pkt *pkt)
 {
-	uint8_t *data = copy->data;
-	uint32_t cap = copy->cap;
+	struct vhca_pkt *copy = vhca_pkt_alloc(pkt->len);
+	uint8_t *data;
+	uint32_t cap;
 
+	if (!copy)
+		return NULL;
+	/* @pkt's headers; the copy keeps its own buffer, in no inbox credit. */
+	data = copy->data;
+	cap = copy->cap;
 	*copy = *pkt;
 	copy->next = NULL;
+	copy->credited = false;
 	copy->data = data;
 	copy->cap = cap;
 	copy->len = 0;
 	copy->ref_space = NULL;
 	copy->nref = 0;
-}
-
-struct vhca_pkt *vhca_pkt_clone_headers(const struct vhca_pkt *pkt)
-{
-	struct vhca_pkt *copy = vhca_pkt_alloc(0);
-
-	if (copy)
-		copy_headers(copy, pkt);
-	return copy;
-}
-
-struct vhca_pkt *vhca_pkt_clone(const struct vhca_pkt *pkt)
-{
-	struct vhca_pkt *copy = vhca_pkt_alloc(pkt->len);
-
-	if (!copy)
-		return NULL;
-	copy_headers(copy, pkt);
 	/* A VM's pieces become the copy's own bytes, in order. */
 	for (uint8_t i = 0; i < pkt->nref; i++) {
 		memcpy(copy->data + copy->len, pkt->ref[i].ptr, pkt->ref[i].len);

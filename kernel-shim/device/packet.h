@@ -119,8 +119,6 @@ void vhca_pkt_free(struct vhca_pkt *pkt);
  * its own); runs by itself when a thread that used packets exits.
  */
 void vhca_pkt_thread_exit(void);
-/* A copy of @pkt's headers (not its payload), with no payload. */
-struct vhca_pkt *vhca_pkt_clone_headers(const struct vhca_pkt *pkt);
 /* A whole copy of @pkt, its payload in the copy's own buffer. */
 struct vhca_pkt *vhca_pkt_clone(const struct vhca_pkt *pkt);
 
