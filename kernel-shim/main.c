@@ -64,7 +64,7 @@ struct options {
 	bool stop;
 	bool vm_guest;			/* --vm-guest: the driver in a VM */
 	enum vhca_engine_policy engine;	/* --engine, default adaptive */
-	int engine_rt_priority;		/* --engine-rt N: SCHED_FIFO */
+	int engine_rt_priority;		/* --engine-rt N: SCHED_FIFO, 0 never */
 	unsigned int engine_threads;	/* --engine-threads N, 0: by CPUs */
 	unsigned int queue_mib;		/* --queue-memory MIB, 0: fair share */
 	unsigned int max_contexts;	/* --max-contexts N, 0: fair share */
@@ -107,9 +107,10 @@ static void usage(FILE *out)
 		"                  (default: an equal share of a quarter of the RAM)\n"
 		"  --max-contexts N  contexts each function may have at most\n"
 		"                  (default: an equal share of vhcad's fds, up to 4096)\n"
-		"  --engine-rt N   run the engine SCHED_FIFO at priority N (root)\n"
+		"  --engine-rt N   engine SCHED_FIFO priority while within its CPU\n"
+		"                  budget, 1..99, 0 never (default %d; needs root)\n"
 		"  --help          this text\n",
-		VHCA_MAX_VFS, VHCA_MAX_VFS);
+		VHCA_MAX_VFS, VHCA_MAX_VFS, VHCA_ENGINE_RT_DEFAULT);
 }
 
 /* Strict decimal in 0..max: no sign, no blanks, no suffix. */
@@ -189,7 +190,8 @@ static int parse_args(int argc, char **argv, struct options *opt)
 	const char *run_dir = VHCA_DEFAULT_RUN_DIR;
 	int c;
 
-	*opt = (struct options){ .total_vfs = VHCA_MAX_VFS };
+	*opt = (struct options){ .total_vfs = VHCA_MAX_VFS,
+				  .engine_rt_priority = VHCA_ENGINE_RT_DEFAULT };
 	opterr = 0;	/* our messages, not getopt's */
 	while ((c = getopt_long(argc, argv, "+:h", long_options, NULL)) != -1) {
 		switch (c) {
@@ -228,7 +230,7 @@ static int parse_args(int argc, char **argv, struct options *opt)
 		case OPT_ENGINE_RT: {
 			unsigned int prio;
 
-			if (!parse_count(optarg, 99, &prio) || !prio)
+			if (!parse_count(optarg, 99, &prio))
 				return option_error("bad --engine-rt '%s'",
 						    optarg);
 			opt->engine_rt_priority = (int)prio;

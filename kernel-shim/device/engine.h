@@ -50,6 +50,12 @@ enum vhca_engine_policy {
 #define VHCA_ENGINE_ACTIVE_NS 200000ULL
 /* A turn running longer than this is stalled (it waits on memory). */
 #define VHCA_ENGINE_STALL_NS (20ULL * 1000 * 1000)
+/*
+ * Engine threads run SCHED_FIFO at this priority by default, within a
+ * CPU budget (engine_threads.c): a doorbell's wakeup then preempts a
+ * busy poller at once.
+ */
+#define VHCA_ENGINE_RT_DEFAULT 1
 /* Turns of one function that may run at once. */
 #define VHCA_ENGINE_VF_TURNS 2
 /* Threads the engine may add to replace stalled ones. */
@@ -59,7 +65,7 @@ enum vhca_engine_policy {
 struct vhca_engine_config {
 	enum vhca_engine_policy policy;
 	unsigned int threads;		/* 0: one per online CPU, up to 4 */
-	int rt_priority;		/* > 0: SCHED_FIFO */
+	int rt_priority;		/* > 0: SCHED_FIFO within a budget */
 };
 
 /* Parses "poll", "adaptive", "event"; -EINVAL otherwise. */

@@ -37,6 +37,7 @@ beside() {
 	((sent >= min_mib)) ||
 		fail "$name: the attack sent $sent MiB beside the clean pair, not $min_mib"
 	echo "the attack sent $sent MiB beside the clean pair"
+	[[ $name == "256 MiB RDMA WRITEs" ]] && check_rt_budget "$name"
 	# Generous: a 2-core machine shares its CPUs with the attack itself.
 	((BYSTANDER_P50 <= 4 * BASE_P50 + 200)) ||
 		fail "$name: median round trip $BYSTANDER_P50 us against $BASE_P50 us alone"
@@ -45,7 +46,41 @@ beside() {
 	head -n 3 "$log"
 }
 
+# The scheduling policies of vhcad's engine threads, one per line (0
+# SCHED_OTHER, 1 SCHED_FIFO: the 41st field of their stat).
+engine_policies() {
+	local t
+	for t in /proc/"$VHCAD_PID"/task/*; do
+		[[ $(cat "$t/comm" 2>/dev/null) == vhca-engine ]] || continue
+		sed 's/^.*) //' "$t/stat" 2>/dev/null | awk '{ print $39 }'
+	done
+}
+
+# Engine threads run SCHED_FIFO within a budget (half a CPU, 2 ms
+# bursts): a tenant that keeps them busy must send them back to
+# SCHED_OTHER part of the time, or it would take whole CPUs from every
+# other task on the host.  Samples the policies while @1 runs.
+check_rt_budget() {
+	local name=$1 other=0 fifo=0 i p
+	((RT_CHECKED)) || return 0
+	for i in $(seq 300); do
+		for p in $(engine_policies); do
+			case $p in 0) other=$((other + 1)) ;; 1) fifo=$((fifo + 1)) ;; esac
+		done
+		sleep 0.01
+	done
+	((other > 0)) ||
+		fail "$name: the engine threads stayed SCHED_FIFO all along ($fifo samples)"
+	echo "$name: engine threads sampled $fifo times SCHED_FIFO, $other times SCHED_OTHER"
+}
+
 vhca_start --num-vfs 4
+RT_CHECKED=0
+if engine_policies | grep -qx 1; then
+	RT_CHECKED=1
+else
+	echo "note: SCHED_FIFO refused here (policies: $(engine_policies | tr '\n' ' ')); the engine's RT budget is not checked"
+fi
 bystander_start 3 1000
 bystander_check "alone"
 BASE_P50=$BYSTANDER_P50
@@ -56,4 +91,11 @@ beside "thousands of QPs waiting for ACKs" 0 qp_timers vhca0_vf0 vhca0_vf1 16000
 beside "hundreds of idle contexts" 0 idle_contexts vhca0_vf0 1200 60
 
 wait_until_idle "after the attacks"
+if ((RT_CHECKED)); then
+	# Idle again, every thread waits for its next wakeup as FIFO.
+	sleep 0.1
+	[[ -z $(engine_policies | grep -vx 1) ]] ||
+		fail "idle engine threads not SCHED_FIFO: $(engine_policies | tr '\n' ' ')"
+	pass "idle engine threads are SCHED_FIFO again"
+fi
 vhca_stop_within 20
