@@ -617,6 +617,21 @@ static void reset_queues(struct vhca_qp *qp)
 	vhca_responder_reset(qp);
 }
 
+/*
+ * Whether a QP entering RTS from @cur needs an engine turn for its SQ.
+ * From RTR only WQEs posted before RTS do (a doorbell rung now finds the
+ * QP in RTS and kicks the engine itself; a READ being answered has
+ * scheduled the QP already); the rest keep their turn as before.  An
+ * empty SQ skips the kick, which would wake engine threads for nothing.
+ */
+static bool sq_needs_turn(struct vhca_qp *qp, unsigned int cur)
+{
+	if (cur != IBV_QPS_RTR || !qp->sq_count)
+		return true;
+	return atomic_load_explicit((_Atomic uint32_t *)&qp->db->sq_head,
+				    memory_order_acquire) != qp->sq_tail;
+}
+
 static int modify_locked(struct vhca_qp *qp,
 			 const struct ib_uverbs_modify_qp *c)
 {
@@ -663,7 +678,7 @@ static int modify_locked(struct vhca_qp *qp,
 	}
 	else if (next == IBV_QPS_RTS && (mask & IBV_QP_SQ_PSN))
 		qp->req.psn = qp->attr.sq_psn;
-	if (next == IBV_QPS_RTS)
+	if (next == IBV_QPS_RTS && sq_needs_turn(qp, cur))
 		vhca_qp_schedule(qp);	/* WQEs posted before RTS */
 	return 0;
 }

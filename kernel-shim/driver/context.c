@@ -235,8 +235,11 @@ int vhca_ucontext_cmd(struct vhca_ucontext *uctx, uint16_t op,
 
 /* ---- lifetime ------------------------------------------------------------ */
 
-/* A context's own fds: its peer's pidfd and mem fd, its wake eventfd. */
-#define CONTEXT_FDS 3
+/*
+ * A context's own fds: its peer's pidfd, mem fd and maps fd, its wake
+ * eventfd.
+ */
+#define CONTEXT_FDS 4
 
 static bool charge_fds(struct vhca_ucontext *uctx)
 {
@@ -407,7 +410,7 @@ int vhca_ucontext_prepare(struct vhca_ucontext *uctx, pid_t caller_tid,
 	/* vhcad's fds are shared out among functions (device/limits.h). */
 	if (!charge_fds(uctx))
 		return -EMFILE;
-	ret = vhca_peer_bind(caller_tid, &peer);
+	ret = vhca_peer_bind(caller_tid, VHCA_PEER_MAPS, &peer);
 	if (ret) {
 		uncharge_fds(uctx);
 		return ret;

@@ -140,6 +140,15 @@ static struct guest_binding *guest_of(struct vhca_guests *guests, pid_t tid)
 	return found;
 }
 
+/* Whether some guest is bound.  Under guests->lock. */
+static bool any_bound(const struct vhca_guests *guests)
+{
+	for (unsigned int i = 0; i < guests->count; i++)
+		if (guests->bindings[i].used)
+			return true;
+	return false;
+}
+
 int vhca_guests_check(struct vhca_guests *guests, bool is_vf, unsigned int vf,
 		      pid_t tid)
 {
@@ -148,7 +157,12 @@ int vhca_guests_check(struct vhca_guests *guests, bool is_vf, unsigned int vf,
 
 	pthread_mutex_lock(&guests->lock);
 	reap(guests);
-	caller = guest_of(guests, tid);
+	/*
+	 * With no guest bound, guest_of() can find none: every caller is
+	 * of no guest, without its namespaces opened (a cost each command
+	 * would pay).
+	 */
+	caller = any_bound(guests) ? guest_of(guests, tid) : NULL;
 	for (unsigned int i = 0; is_vf && i < guests->count; i++)
 		if (guests->bindings[i].used && guests->bindings[i].vf == vf)
 			owner = &guests->bindings[i];

@@ -4,6 +4,7 @@
  * command requests and responses (process_vm_*), /proc/<pid>/maps checks
  * and pidfd_getfd, each followed by a liveness check (see peer.h).
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/pidfd.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -31,6 +33,12 @@ struct vhca_peer {
 	 * proof that the process has not exec'd since.
 	 */
 	struct vhca_dma_space *space;
+	/*
+	 * /proc/<tgid>/maps opened at bind: it names that address space as
+	 * the mem fd does, for PROCMAP_QUERY (vhca_peer_check_range); -1
+	 * if it could not be opened (the range check then reads the text).
+	 */
+	int maps_fd;
 	/* process_vm_* said ESRCH: its memory is released (it is exiting). */
 	atomic_bool exiting;
 };
@@ -153,7 +161,20 @@ static int open_space(struct vhca_peer *peer)
 	return peer->space ? 0 : -ENOMEM;
 }
 
-int vhca_peer_bind(pid_t tid, struct vhca_peer **out)
+/*
+ * The maps file of the address space just bound (checked with the rest
+ * by vhca_peer_check_caller() in vhca_peer_bind()).  Optional: without
+ * it every range check reads the maps text, as on kernels before 6.11.
+ */
+static void open_maps(struct vhca_peer *peer)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)peer->tgid);
+	peer->maps_fd = open(path, O_RDONLY | O_CLOEXEC);
+}
+
+int vhca_peer_bind(pid_t tid, unsigned int flags, struct vhca_peer **out)
 {
 	struct vhca_peer *peer;
 	pid_t tgid;
@@ -167,6 +188,7 @@ int vhca_peer_bind(pid_t tid, struct vhca_peer **out)
 	if (!peer)
 		return -ENOMEM;
 	peer->tgid = tgid;
+	peer->maps_fd = -1;
 	atomic_init(&peer->refcount, 1);
 	peer->pidfd = pidfd_open(tgid, 0);
 	if (peer->pidfd < 0) {
@@ -180,6 +202,8 @@ int vhca_peer_bind(pid_t tid, struct vhca_peer **out)
 		vhca_peer_put(peer);
 		return ret;
 	}
+	if (flags & VHCA_PEER_MAPS)
+		open_maps(peer);
 	/* The tgid read from /proc may be stale by the time we opened it. */
 	ret = vhca_peer_check_caller(peer, tid);
 	if (ret) {
@@ -202,6 +226,8 @@ void vhca_peer_put(struct vhca_peer *peer)
 				      memory_order_acq_rel) != 1)
 		return;
 	vhca_dma_space_put(peer->space);
+	if (peer->maps_fd >= 0)
+		close(peer->maps_fd);
 	close(peer->pidfd);
 	free(peer);
 }
@@ -309,10 +335,20 @@ struct mapping {
 	bool special;	/* VM_IO/VM_PFNMAP-like: GUP refuses it */
 };
 
-static bool parse_mapping(const char *line, struct mapping *m)
+/* Mappings by name that GUP refuses (VM_IO/VM_PFNMAP-like). */
+static bool special_name(const char *name)
 {
 	static const char *const special[] = { "[vvar]", "[vvar_vclock]",
 					       "[vsyscall]" };
+
+	for (size_t i = 0; i < sizeof(special) / sizeof(*special); i++)
+		if (!strncmp(name, special[i], strlen(special[i])))
+			return true;
+	return false;
+}
+
+static bool parse_mapping(const char *line, struct mapping *m)
+{
 	char perms[8];
 	int path_at = 0;
 
@@ -322,14 +358,7 @@ static bool parse_mapping(const char *line, struct mapping *m)
 		return false;
 	m->readable = perms[0] == 'r';
 	m->writable = perms[1] == 'w';
-	m->special = false;
-	if (path_at > 0) {
-		const char *path = line + path_at;
-
-		for (size_t i = 0; i < sizeof(special) / sizeof(*special); i++)
-			if (!strncmp(path, special[i], strlen(special[i])))
-				m->special = true;
-	}
+	m->special = path_at > 0 && special_name(line + path_at);
 	return true;
 }
 
@@ -371,6 +400,81 @@ static int scan_maps(FILE *maps, uint64_t addr, uint64_t end,
 	return ret;
 }
 
+/*
+ * PROCMAP_QUERY (Linux 6.11, <linux/fs.h>; Debian 12's headers predate
+ * it): one VMA per ioctl on a maps fd, the one covering an address or
+ * the next one after it, with its protections and name.
+ */
+#define VHCA_PROCMAP_QUERY _IOWR('f', 17, struct vhca_procmap_query)
+#define VHCA_PROCMAP_COVERING_OR_NEXT_VMA 0x10
+#define VHCA_PROCMAP_VMA_READABLE 0x01
+#define VHCA_PROCMAP_VMA_WRITABLE 0x02
+
+struct vhca_procmap_query {
+	uint64_t size;
+	uint64_t query_flags;
+	uint64_t query_addr;
+	uint64_t vma_start;
+	uint64_t vma_end;
+	uint64_t vma_flags;
+	uint64_t vma_page_size;
+	uint64_t vma_offset;
+	uint64_t inode;
+	uint32_t dev_major;
+	uint32_t dev_minor;
+	uint32_t vma_name_size;
+	uint32_t build_id_size;
+	uint64_t vma_name_addr;
+	uint64_t build_id_addr;
+};
+/* The ioctl's number carries the size: the kernel's struct is 104 bytes. */
+static_assert(sizeof(struct vhca_procmap_query) == 104, "PROCMAP_QUERY ABI");
+
+/*
+ * scan_maps() through PROCMAP_QUERY on @fd: the same walk over the same
+ * VMAs (covered, contiguous, allowed; the special ones by name).  1 if
+ * the kernel cannot answer (no such ioctl, a name too long): the caller
+ * reads the text instead.
+ */
+static int query_maps(int fd, uint64_t addr, uint64_t end,
+		      unsigned int rights)
+{
+	uint64_t cursor = addr;
+	char name[PATH_MAX];
+
+	while (cursor < end) {
+		struct vhca_procmap_query q = {
+			.size = sizeof(q),
+			.query_flags = VHCA_PROCMAP_COVERING_OR_NEXT_VMA,
+			.query_addr = cursor,
+			.vma_name_size = sizeof(name),
+			.vma_name_addr = (uintptr_t)name,
+		};
+		struct mapping m;
+
+		if (ioctl(fd, VHCA_PROCMAP_QUERY, &q)) {
+			if (errno == ENOENT)
+				return -EFAULT;	/* nothing at or after it */
+			if (errno == ESRCH)
+				return -ESRCH;	/* the address space is gone */
+			return 1;
+		}
+		m = (struct mapping){
+			.start = q.vma_start,
+			.end = q.vma_end,
+			.readable = q.vma_flags & VHCA_PROCMAP_VMA_READABLE,
+			.writable = q.vma_flags & VHCA_PROCMAP_VMA_WRITABLE,
+			.special = q.vma_name_size && special_name(name),
+		};
+		if (m.end <= cursor)
+			return 1;	/* not what we asked for */
+		if (m.start > cursor || !mapping_allows(&m, rights))
+			return -EFAULT;	/* a hole, or a mapping we may not use */
+		cursor = m.end;
+	}
+	return 0;
+}
+
 int vhca_peer_check_range(const struct vhca_peer *peer, uint64_t addr,
 			 uint64_t len, unsigned int rights)
 {
@@ -382,6 +486,18 @@ int vhca_peer_check_range(const struct vhca_peer *peer, uint64_t addr,
 		return -EINVAL;
 	if (addr + len < addr)
 		return -EFAULT;
+	/*
+	 * The bound address space's own maps fd: no pid to go stale.  The
+	 * liveness check still decides between EFAULT and ESRCH.
+	 */
+	ret = peer->maps_fd >= 0 ? query_maps(peer->maps_fd, addr, addr + len,
+					      rights) :
+				   1;
+	if (ret <= 0) {
+		if (!vhca_peer_alive(peer))
+			return -ESRCH;
+		return ret;
+	}
 	snprintf(path, sizeof(path), "/proc/%d/maps", (int)peer->tgid);
 	maps = fopen(path, "re");
 	if (!maps)

@@ -54,11 +54,21 @@ static inline bool vhca_pipe_id_equal(const struct vhca_pipe_id *a,
 /* Thread group of thread @tid, from /proc/<tid>/status. */
 int vhca_peer_tgid_of(pid_t tid, pid_t *tgid);
 
+/* vhca_peer_bind() flags */
+enum {
+	/*
+	 * Keep the maps file of the bound address space open (one more
+	 * fd): vhca_peer_check_range() then asks the kernel for the VMAs
+	 * it needs (PROCMAP_QUERY) instead of reading all the maps text.
+	 */
+	VHCA_PEER_MAPS = 1 << 0,
+};
+
 /*
  * Binds a new peer to the process of thread @tid.  -ESRCH if it is gone,
  * -EACCES if it cannot be identified (tid <= 0).
  */
-int vhca_peer_bind(pid_t tid, struct vhca_peer **peer);
+int vhca_peer_bind(pid_t tid, unsigned int flags, struct vhca_peer **peer);
 void vhca_peer_get(struct vhca_peer *peer);
 void vhca_peer_put(struct vhca_peer *peer);
 

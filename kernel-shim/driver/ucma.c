@@ -507,7 +507,7 @@ ssize_t ucma_write(struct ucma_file *file, pid_t tid, bool nonblock,
 	 */
 	cm_lock();
 	if (!file->peer) {
-		ret = vhca_peer_bind(tid, &file->peer);
+		ret = vhca_peer_bind(tid, 0, &file->peer);
 		if (ret) {
 			cm_unlock();
 			return ret;

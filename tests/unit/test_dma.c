@@ -5,6 +5,7 @@
  * guard.
  */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -23,14 +24,35 @@ TEST_COUNTERS;
 
 static long page;
 
-static struct vhca_peer *bind_self(void)
+static struct vhca_peer *bind_self_with(unsigned int flags)
 {
 	struct vhca_peer *peer = NULL;
 
-	int ret = vhca_peer_bind(gettid(), &peer);
+	int ret = vhca_peer_bind(gettid(), flags, &peer);
 
 	REQUIRE(ret == 0, "bind to self: %d", ret);
 	return peer;
+}
+
+static struct vhca_peer *bind_self(void)
+{
+	return bind_self_with(VHCA_PEER_MAPS);
+}
+
+/* Where our [vvar] mapping starts, or 0. */
+static uintptr_t vvar_start(void)
+{
+	FILE *maps = fopen("/proc/self/maps", "re");
+	char line[512];
+	uintptr_t start = 0;
+
+	while (maps && fgets(line, sizeof(line), maps))
+		if (strstr(line, "[vvar]") &&
+		    sscanf(line, "%" SCNxPTR "-", &start) == 1)
+			break;
+	if (maps)
+		fclose(maps);
+	return start;
 }
 
 static void *thread_tgid(void *arg)
@@ -182,13 +204,19 @@ static void test_mr_transfers(void)
 	vhca_peer_put(peer);
 }
 
-static void test_check_range(void)
+/*
+ * The same answers through PROCMAP_QUERY on the bound maps fd (@flags
+ * VHCA_PEER_MAPS) and through the maps text (0).
+ */
+static void test_check_range(unsigned int flags)
 {
-	struct vhca_peer *peer = bind_self();
+	struct vhca_peer *peer = bind_self_with(flags);
 	const unsigned int rw = VHCA_PEER_READ | VHCA_PEER_WRITE;
+	uintptr_t a, vvar = vvar_start();
 	char *area;
-	uintptr_t a;
 	int ret;
+
+	printf("# range checks %s\n", flags ? "by PROCMAP_QUERY" : "by maps text");
 
 	/* [rw][rw][ro][none][hole][rw] */
 	area = mmap(NULL, 6 * page, PROT_READ | PROT_WRITE,
@@ -224,6 +252,10 @@ static void test_check_range(void)
 	CHECK(vhca_peer_check_range(peer, 0xffffffffff600000ULL, 16,
 				   VHCA_PEER_READ) == -EFAULT,
 	      "[vsyscall]");
+	if (vvar)
+		CHECK(vhca_peer_check_range(peer, vvar, 16, VHCA_PEER_READ) ==
+			      -EFAULT,
+		      "[vvar]");
 	munmap(area, 4 * page);
 	munmap(area + 5 * page, page);
 	vhca_peer_put(peer);
@@ -302,7 +334,7 @@ static void test_dead_peer(void)
 		pause();
 		_exit(0);
 	}
-	ret = vhca_peer_bind(child, &peer);
+	ret = vhca_peer_bind(child, VHCA_PEER_MAPS, &peer);
 	REQUIRE(ret == 0, "bind to child: %d", ret);
 	CHECK(vhca_peer_tgid(peer) == child, "child tgid");
 	CHECK(vhca_peer_check_caller(peer, gettid()) == -EACCES,
@@ -330,9 +362,55 @@ static void test_dead_peer(void)
 	CHECK(vhca_peer_take_pipe_writer(peer, fds[1], &id) < 0,
 	      "fd from a dead peer");
 	vhca_peer_put(peer);
-	CHECK(vhca_peer_bind(child, &peer) == -ESRCH, "bind to reaped pid");
+	CHECK(vhca_peer_bind(child, VHCA_PEER_MAPS, &peer) == -ESRCH, "bind to reaped pid");
 	close(fds[0]);
 	close(fds[1]);
+}
+
+/*
+ * After exec the bound address space is gone though the process lives:
+ * range checks through either path answer ESRCH, never the new image's
+ * mappings (at the same addresses as the old stack, say).
+ */
+static void test_exec_peer(unsigned int flags)
+{
+	struct vhca_peer *peer = NULL;
+	int go[2], status, ret;
+	char c = 0, *stack_var = &c;
+	pid_t child;
+
+	REQUIRE(pipe2(go, O_CLOEXEC) == 0, "pipe2");
+	child = fork();
+	REQUIRE(child >= 0, "fork");
+	if (!child) {
+		if (read(go[0], &c, 1) == 1)
+			execl("/bin/sleep", "sleep", "30", (char *)NULL);
+		_exit(127);
+	}
+	ret = vhca_peer_bind(child, flags, &peer);
+	REQUIRE(ret == 0, "bind to child: %d", ret);
+	CHECK(vhca_peer_check_range(peer, (uintptr_t)stack_var, 1,
+				   VHCA_PEER_READ) == 0,
+	      "child's stack before exec");
+	REQUIRE(write(go[1], "x", 1) == 1, "start the child's exec");
+	/* The exec is done when the child's exe is sleep. */
+	for (int i = 0; i < 2000; i++) {
+		char path[64], exe[256] = "";
+
+		snprintf(path, sizeof(path), "/proc/%d/exe", (int)child);
+		if (readlink(path, exe, sizeof(exe) - 1) > 0 &&
+		    strstr(exe, "sleep"))
+			break;
+		usleep(1000);
+	}
+	CHECK(vhca_peer_check_range(peer, (uintptr_t)stack_var, 1,
+				   VHCA_PEER_READ) == -ESRCH,
+	      "range check after exec (%s)", flags ? "PROCMAP_QUERY" : "maps text");
+	vhca_peer_put(peer);
+	kill(child, SIGKILL);
+	waitpid(child, &status, 0);
+	close(go[0]);
+	close(go[1]);
 }
 
 int main(void)
@@ -342,8 +420,11 @@ int main(void)
 	test_identity();
 	test_transfers();
 	test_mr_transfers();
-	test_check_range();
+	test_check_range(VHCA_PEER_MAPS);
+	test_check_range(0);
 	test_take_pipes();
 	test_dead_peer();
+	test_exec_peer(VHCA_PEER_MAPS);
+	test_exec_peer(0);
 	return test_report();
 }
