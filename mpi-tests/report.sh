@@ -73,6 +73,27 @@ for ranks in $(awk -F, 'NR > 1 && $1 == "mpi_allreduce" { print $3 }' "$csv" | s
 	table mpi_allreduce "$ranks" latency_us "allreduce, $ranks ranks: mean time per call, us (lower is better)"
 done
 
+# ---- the speed targets (docs/speed.md) -----------------------------------------
+# target BENCH SIZE CONFIG FIELD OP LIMIT TEXT: CONFIG's figure over tcp's.
+target() {
+	awk -F, -v b="$1" -v sz="$2" -v c="$3" -v f="$4" -v op="$5" -v l="$6" -v t="$7" '
+	NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+	$1 == b && $3 == 2 && $4 == sz { v[$2] = $(col[f]) }
+	END {
+		if (!(c in v) || !("tcp" in v) || v["tcp"] <= 0) exit
+		r = v[c] / v["tcp"]
+		ok = op == "<=" ? r <= l : r >= l
+		printf "  %-44s %6.2fx  target %s %sx  %s\n", t, r, op, l, ok ? "met" : "missed"
+	}' "$csv"
+}
+if grep -q '^mpi_latency,tcp,2,8,' "$csv"; then
+	echo
+	echo "== speed targets: vhca over TCP loopback on this machine"
+	target mpi_latency 8 ucx-rc latency_us "<=" 1.0 "ucx-rc 8 B latency / tcp"
+	target mpi_bandwidth 1048576 ucx-rc bandwidth_MBps ">=" 1.5 "ucx-rc 1 MiB bandwidth / tcp"
+	target mpi_bandwidth 1048576 ucx-ud bandwidth_MBps ">=" 1.0 "ucx-ud 1 MiB bandwidth / tcp"
+fi
+
 # ---- plots --------------------------------------------------------------------
 # plot NAME BENCHMARK RANKS FIELD YLABEL TITLE; size 0 has no place on a
 # log axis, so it is left out.

@@ -6,6 +6,11 @@
 # Gb/s).  Prints the machine, a policy x metric table, and writes CSV to
 # the results dir.  Builds first if needed; always stops its daemon.
 #
+# Then the speed targets (scripts/bench-targets.sh, docs/speed.md): tail
+# percentiles, send against write run after run, UCX am_lat, aggregate
+# bandwidth of VF pairs by engine threads (table and scaling.png), the
+# control path (bench/ctrl_rate), and a table of figure against target.
+#
 # Then the same pair by placement, with the default policy: two
 # namespace guests (vhca-guest) and two VMs (vhca-vm, each owning a VF,
 # their TCP on a bridge in a network namespace of the script's own), in
@@ -18,6 +23,9 @@
 # BENCH_PLACEMENTS (default "ns vm"; "" skips them), BENCH_VM_LAT_ITERS
 # (default 1000), BENCH_VM_BW_ITERS (default 200),
 # BENCH_LAT_ITERS (default 2000), BENCH_BW_ITERS (default 1000; 1 MiB runs a fifth),
+# BENCH_TARGETS (default 1; 0 skips the speed targets: tails, send/write
+# ratio, UCX, scaling by engine threads, control path; see
+# scripts/bench-targets.sh for their variables),
 # VHCA_BUILD (default build/release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -111,6 +119,18 @@ for policy in $POLICIES; do
 	for i in "${!METRICS[@]}"; do printf ' %18s' "${VAL[$policy,$i]}"; done
 	echo
 done | tee -a "$RESULTS/table.txt"
+# ---- the speed targets (scripts/bench-targets.sh) -------------------------------
+TARGETS=${BENCH_TARGETS:-1}
+if ((TARGETS)); then
+	# shellcheck source=bench-targets.sh
+	source "$ROOT/scripts/bench-targets.sh"
+	bench_tail
+	bench_ratio
+	bench_ucx
+	bench_scaling
+	bench_ctrl
+fi
+
 # ---- by placement: namespace guests and VMs ------------------------------------
 PLACEMENTS=${BENCH_PLACEMENTS-ns vm}
 VM_LAT_ITERS=${BENCH_VM_LAT_ITERS:-1000}
@@ -233,5 +253,7 @@ if [[ -n $PLACEMENTS ]]; then
 	} | tee -a "$RESULTS/table.txt"
 fi
 
+((TARGETS)) && bench_targets_table
+
 echo
-echo "results: $RESULTS (bench.csv, table.txt, machine.txt, perftest logs)"
+echo "results: $RESULTS (bench.csv, table.txt, targets.txt, scaling.png, machine.txt, logs)"
