@@ -158,6 +158,17 @@ tcp_port_used() {
 
 # next_port: sets PORT to a TCP port nobody uses, a new one each call.
 NEXT_PORT_BASE=""
+# wait_line FILE PATTERN PID [TRIES]: until FILE has PATTERN while PID lives.
+wait_line() {
+	local tries=${4:-600}
+	while ((tries-- > 0)); do
+		grep -q "$2" "$1" 2>/dev/null && return 0
+		kill -0 "$3" 2>/dev/null || return 1
+		sleep 0.05
+	done
+	return 1
+}
+
 next_port() {
 	[[ -n "$NEXT_PORT_BASE" ]] || NEXT_PORT_BASE=$((20000 + RANDOM % 20000))
 	while tcp_port_used "$NEXT_PORT_BASE"; do

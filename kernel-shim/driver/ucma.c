@@ -90,6 +90,26 @@ static int domain_of(pid_t tid)
 	return CM_DOMAIN_HOST;
 }
 
+/*
+ * Bound rdma_cm files one domain (a guest, or the host) may hold.  Each
+ * holds two of vhcad's fds (its peer's pidfd and mem fd) that no VF's fd
+ * share counts, so a guest opening files until its own limits stopped
+ * it (one process after another) took vhcad's fds from every tenant.
+ * librdmacm opens one file per event channel, rsockets one per socket.
+ */
+#define UCMA_FILES_PER_DOMAIN 1024
+
+/* Files of @domain with a peer bound.  Under cm_lock(). */
+static unsigned int bound_files(int domain)
+{
+	unsigned int n = 0;
+
+	for (struct ucma_file *f = files; f; f = f->next)
+		if (f->peer && f->domain == domain)
+			n++;
+	return n;
+}
+
 struct ucma_file *ucma_file_by_token(uint64_t token)
 {
 	for (struct ucma_file *f = files; f; f = f->next)
@@ -507,12 +527,18 @@ ssize_t ucma_write(struct ucma_file *file, pid_t tid, bool nonblock,
 	 */
 	cm_lock();
 	if (!file->peer) {
+		int domain = domain_of(tid);
+
+		if (bound_files(domain) >= UCMA_FILES_PER_DOMAIN) {
+			cm_unlock();
+			return -EMFILE;
+		}
 		ret = vhca_peer_bind(tid, 0, &file->peer);
 		if (ret) {
 			cm_unlock();
 			return ret;
 		}
-		file->domain = domain_of(tid);
+		file->domain = domain;
 	}
 	cm_unlock();
 	ret = vhca_peer_check_caller(file->peer, tid);

@@ -6,7 +6,8 @@
 # mckey (multicast joins) over IPv4 and IPv6, a bounded fuzz of the
 # command path, a reject carrying private data both ways, a connect
 # nobody listens to, an address nobody holds, hostile raw clients that
-# change nothing for others, ADDR_CHANGE when a bound address is taken
+# change nothing for others (one holds its domain's 1024 files),
+# ADDR_CHANGE when a bound address is taken
 # away, and DEVICE_REMOVAL when a VF goes under a bound id.
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/cm_lib.sh"
@@ -61,6 +62,18 @@ for seed in 1 2 3; do
 done
 wait_ids 0 || fail "ids left by the fuzz: $(cm_stat ids)"
 pass "ucma fuzz: $(awk '{ n += $2 } END { print n }' "$RUN_DIR/fuzz.log") random commands, nothing left"
+
+# A domain's share of files: the host's 1024 held, a guest still connects.
+"$RAW" files "$UCMA_FILE" >"$RUN_DIR/files.log" 2>&1 &
+files_pid=$!
+bg_track "$files_pid"
+wait_line "$RUN_DIR/files.log" "holding" "$files_pid" 600 ||
+	fail "files: $(cat "$RUN_DIR/files.log")"
+server_client rping_full rping -s -a 10.0.0.1 -v -V -C 10 -- \
+	rping -c -a 10.0.0.1 -v -V -C 10 || fail "rping beside 1024 held files"
+kill -TERM "$files_pid"
+wait "$files_pid" || { cat "$RUN_DIR/files.log" >&2; fail "files client"; }
+pass "1024 rdma_cm files held by the host, the 1025th refused (EMFILE), guests connect"
 
 # ---- rping, data verified ----------------------------------------------------
 server_client rping4 rping -s -a 10.0.0.1 -v -V -C 1000 -S 65535 -- \

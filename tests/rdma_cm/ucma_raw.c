@@ -14,6 +14,10 @@
  *                                refused (a share, ENOMEM); another file
  *                                may not LEAVE its joins; LEAVE of
  *                                nothing; DESTROY_ID with joins held
+ *   ucma_raw files FILE          opens files, one GET_EVENT each (which
+ *                                binds it), until vhcad refuses one: a
+ *                                domain's share (1024, EMFILE); then
+ *                                holds them until SIGTERM
  *   ucma_raw fuzz FILE N SEED    N random commands (valid numbers, random
  *                                sizes and bodies, response pointers into
  *                                a scratch buffer, nothing or random
@@ -32,6 +36,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <rdma/rdma_user_cm.h>
 
@@ -392,8 +397,69 @@ static int mcast(const char *path, const char *addr)
 	return failures ? 1 : 0;
 }
 
+static void on_term(int sig)
+{
+	(void)sig;
+}
+
+/* Nonblocking GET_EVENT on a fresh file: EAGAIN once it is bound. */
+static int first_write(int fd)
+{
+	struct rdma_ucm_get_event g = { 0 };
+	struct rdma_ucm_event_resp ev;
+
+	g.response = (uintptr_t)&ev;
+	return cmd(fd, RDMA_USER_CM_CMD_GET_EVENT, &g, sizeof(g), sizeof(ev));
+}
+
+static int files(const char *path)
+{
+	struct rlimit rl;
+	struct sigaction sa = { .sa_handler = on_term };
+	unsigned int n = 0;
+	int fd, err = 0, *fds;
+
+	getrlimit(RLIMIT_NOFILE, &rl);
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	fds = calloc(4096, sizeof(*fds));
+	if (!fds)
+		return 1;
+	while (n < 4096) {
+		fd = open(path, O_RDWR | O_NONBLOCK);
+		if (fd < 0) {
+			err = errno;
+			break;
+		}
+		fds[n] = fd;
+		err = first_write(fd);
+		if (err != EAGAIN) {
+			close(fd);
+			break;
+		}
+		n++;
+	}
+	printf("bound %u files\n", n);
+	check("vhcad refuses a file past the share", err, EMFILE);
+	check("a share of 1024 files", n == 1024 ? 0 : 1, 0);
+	close(fds[--n]);
+	fd = open(path, O_RDWR | O_NONBLOCK);
+	check("one closed, one more binds", fd < 0 ? errno : first_write(fd), EAGAIN);
+	fds[n++] = fd;
+	printf("holding\n");
+	fflush(stdout);
+	sigaction(SIGTERM, &sa, NULL);
+	pause();
+	while (n)
+		close(fds[--n]);
+	free(fds);
+	return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 3 && !strcmp(argv[1], "files"))
+		return files(argv[2]);
 	if (argc == 5 && !strcmp(argv[1], "fuzz"))
 		return fuzz(argv[2], strtoul(argv[3], NULL, 0),
 			    strtoul(argv[4], NULL, 0));

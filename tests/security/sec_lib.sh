@@ -30,17 +30,6 @@ bystander_check() {
 	pass "$1: the other tenant ran clean beside it (p50 ${BYSTANDER_P50} us)"
 }
 
-# wait_line FILE PATTERN PID [TRIES]: until FILE has PATTERN while PID lives.
-wait_line() {
-	local tries=${4:-600}
-	while ((tries-- > 0)); do
-		grep -q "$2" "$1" 2>/dev/null && return 0
-		kill -0 "$3" 2>/dev/null || return 1
-		sleep 0.05
-	done
-	return 1
-}
-
 # elapsed_ms CMD...: runs CMD, sets ELAPSED_MS; returns its status.
 ELAPSED_MS=0
 elapsed_ms() {
