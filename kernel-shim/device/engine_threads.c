@@ -298,8 +298,10 @@ static void *engine_main(void *arg)
 		.cpus = sysconf(_SC_NPROCESSORS_ONLN),
 	};
 
+	/* Under `poll` a thread never sleeps: FIFO would only take CPUs. */
 	struct rt_budget rt = {
-		.enabled = engine.rt_priority > 0,
+		.enabled = engine.rt_priority > 0 &&
+			   engine.policy != VHCA_ENGINE_POLL,
 		.budget = RT_BURST_NS,
 		.last = st.last_work,
 	};
