@@ -188,6 +188,7 @@ struct rt_budget {
 	uint64_t last;	/* accounted up to here */
 };
 
+/* Never under `poll` (engine_main): back to SCHED_OTHER is its short slice. */
 static void rt_switch(struct rt_budget *rt, bool fifo)
 {
 	struct sched_param sp = { .sched_priority = engine.rt_priority };
@@ -200,11 +201,7 @@ static void rt_switch(struct rt_budget *rt, bool fifo)
 			rt->fifo = true;
 		return;
 	}
-	sp.sched_priority = 0;
-	if (engine.policy != VHCA_ENGINE_POLL)
-		request_short_slice();
-	else
-		pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp);
+	request_short_slice();	/* sched_setattr: SCHED_OTHER and the slice */
 	rt->fifo = false;
 }
 
