@@ -156,8 +156,6 @@ tcp_port_used() {
 		END { exit !f }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
 }
 
-# next_port: sets PORT to a TCP port nobody uses, a new one each call.
-NEXT_PORT_BASE=""
 # wait_line FILE PATTERN PID [TRIES]: until FILE has PATTERN while PID lives.
 wait_line() {
 	local tries=${4:-600}
@@ -169,6 +167,8 @@ wait_line() {
 	return 1
 }
 
+# next_port: sets PORT to a TCP port nobody uses, a new one each call.
+NEXT_PORT_BASE=""
 next_port() {
 	[[ -n "$NEXT_PORT_BASE" ]] || NEXT_PORT_BASE=$((20000 + RANDOM % 20000))
 	while tcp_port_used "$NEXT_PORT_BASE"; do

@@ -144,7 +144,8 @@ static int migrate_storm(int fd, int fd2)
 	return bad;
 }
 
-static void on_alarm(int sig)
+/* Interrupts a blocked call (SIGALRM) or a pause() (SIGTERM), no more. */
+static void on_signal(int sig)
 {
 	(void)sig;
 }
@@ -155,7 +156,7 @@ static int hostile(const char *path)
 	struct rdma_ucm_create_id c = { .ps = RDMA_PS_TCP };
 	struct rdma_ucm_event_resp ev;
 	uint32_t id = 0, other = 0;
-	struct sigaction sa = { .sa_handler = on_alarm };
+	struct sigaction sa = { .sa_handler = on_signal };
 	char small[4] = { 0 };
 	pid_t child;
 
@@ -397,11 +398,6 @@ static int mcast(const char *path, const char *addr)
 	return failures ? 1 : 0;
 }
 
-static void on_term(int sig)
-{
-	(void)sig;
-}
-
 /* Nonblocking GET_EVENT on a fresh file: EAGAIN once it is bound. */
 static int first_write(int fd)
 {
@@ -415,7 +411,7 @@ static int first_write(int fd)
 static int files(const char *path)
 {
 	struct rlimit rl;
-	struct sigaction sa = { .sa_handler = on_term };
+	struct sigaction sa = { .sa_handler = on_signal };
 	unsigned int n = 0;
 	int fd, err = 0, *fds;
 
