@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -471,14 +472,15 @@ static unsigned int parse_only(const char *list)
 	return which;
 }
 
-static uint64_t parse_u64(const char *arg, const char *what)
+/* A number in 0..@max, or a message and exit status 2. */
+static uint64_t parse_u64(const char *arg, const char *what, uint64_t max)
 {
 	char *end;
 	unsigned long long v;
 
 	errno = 0;
 	v = strtoull(arg, &end, 0);
-	if (errno || end == arg || *end || arg[0] == '-') {
+	if (errno || end == arg || *end || arg[0] == '-' || v > max) {
 		fprintf(stderr, "%s: bad %s '%s'\n", prog, what, arg);
 		exit(2);
 	}
@@ -514,13 +516,13 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'n':
-			o.count = parse_u64(optarg, "count");
+			o.count = parse_u64(optarg, "count", UINT64_MAX);
 			break;
 		case 'w':
-			o.warmup = (unsigned int)parse_u64(optarg, "warmup");
+			o.warmup = (unsigned int)parse_u64(optarg, "warmup", UINT_MAX);
 			break;
 		case 'q':
-			o.depth = (unsigned int)parse_u64(optarg, "depth");
+			o.depth = (unsigned int)parse_u64(optarg, "depth", UINT_MAX);
 			break;
 		case 'o':
 			o.which = parse_only(optarg);

@@ -56,6 +56,7 @@ lat_pair() {
 
 # ---- tails: average and percentiles against t_typical ------------------------
 SEND_TYPICAL=""
+declare -A TAIL	# tool -> "typical avg p99 p99.9"
 bench_tail() {
 	local prog log typ avg p99 p999 max
 	echo
@@ -116,12 +117,9 @@ bench_ucx() {
 	next_port
 	UCX_TLS=rc_verbs UCX_NET_DEVICES=vhca0_vf0:1 timeout 120 \
 		ucx_perftest -p "$PORT" >"$RUN_DIR/ucx.server.log" 2>&1 &
-	local server=$! i
+	local server=$!
 	bg_track "$server"
-	for i in $(seq 100); do
-		tcp_port_used "$PORT" && break
-		sleep 0.1
-	done
+	wait_listen "$PORT" "$server" 200 || echo "  the ucx_perftest server never listened"
 	UCX_TLS=rc_verbs UCX_NET_DEVICES=vhca0_vf1:1 timeout 120 \
 		ucx_perftest localhost -p "$PORT" -t am_lat -s 8 -n 20000 -x rc_verbs \
 		-d vhca0_vf1:1 >"$RUN_DIR/ucx.client.log" 2>&1 || true
@@ -233,7 +231,6 @@ bench_ctrl() {
 }
 
 # ---- the targets, side by side -------------------------------------------------
-declare -A TAIL
 bench_targets_table() {
 	local w s typ avg p99 p999 first
 	echo
